@@ -1,0 +1,123 @@
+"""Training callbacks: how the loop reports, without knowing who listens.
+
+A callback is any object with these methods (``Callback`` provides no-op defaults)::
+
+    on_step(metrics: dict[str, float], step: int)       every ``log_every`` steps
+    on_epoch(metrics: dict[str, float], epoch: int)     after each epoch (incl. val_L1)
+    on_images(name: str, image: np.ndarray, step: int)  sample grids, (H, W, 3) uint8
+    on_checkpoint(path: Path)                           after a checkpoint is written
+    on_end()                                            once, also after a failure
+
+Callbacks run on rank 0 only. The DVCLive adapter lives in ``flows/dvclive_logger.py`` so the
+library does not import DVC.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class TrainCallback(Protocol):
+    def on_step(self, metrics: dict[str, float], step: int) -> None: ...
+    def on_epoch(self, metrics: dict[str, float], epoch: int) -> None: ...
+    def on_images(self, name: str, image: np.ndarray, step: int) -> None: ...
+    def on_checkpoint(self, path: Path) -> None: ...
+    def on_end(self) -> None: ...
+
+
+class Callback:
+    """Base class with no-op hooks; override the ones you need."""
+
+    def on_step(self, metrics: dict[str, float], step: int) -> None:
+        pass
+
+    def on_epoch(self, metrics: dict[str, float], epoch: int) -> None:
+        pass
+
+    def on_images(self, name: str, image: np.ndarray, step: int) -> None:
+        pass
+
+    def on_checkpoint(self, path: Path) -> None:
+        pass
+
+    def on_end(self) -> None:
+        pass
+
+
+class CallbackList(Callback):
+    """Fans each hook out to every callback that has it."""
+
+    def __init__(self, callbacks: Iterable[Any]) -> None:
+        self.callbacks = list(callbacks)
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(*args)
+
+    def on_step(self, metrics: dict[str, float], step: int) -> None:
+        self._call("on_step", metrics, step)
+
+    def on_epoch(self, metrics: dict[str, float], epoch: int) -> None:
+        self._call("on_epoch", metrics, epoch)
+
+    def on_images(self, name: str, image: np.ndarray, step: int) -> None:
+        self._call("on_images", name, image, step)
+
+    def on_checkpoint(self, path: Path) -> None:
+        self._call("on_checkpoint", path)
+
+    def on_end(self) -> None:
+        self._call("on_end")
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over all steps of the run (rate and ETA), losses in the postfix."""
+
+    def __init__(self, total: int, initial: int = 0, *, disable: bool = False) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True,
+                        disable=disable, smoothing=0.1)
+        self._last = initial
+
+    def on_step(self, metrics: dict[str, float], step: int) -> None:
+        self.bar.update(step - self._last)
+        self._last = step
+        self.bar.set_postfix({k: f"{metrics[k]:.3g}" for k in ("G_GAN", "G_L1", "D_real", "D_fake")
+                              if k in metrics}, refresh=False)
+
+    def on_epoch(self, metrics: dict[str, float], epoch: int) -> None:
+        if "val_L1" in metrics:
+            self.bar.write(f"epoch {epoch}: val_L1 {metrics['val_L1']:.4f}")
+
+    def on_end(self) -> None:
+        self.bar.close()
+
+
+class EpochHistory(Callback):
+    """Appends each epoch's metrics to ``RUN_DIR/history.jsonl`` (one JSON object a line).
+
+    Lines of epochs after ``keep_until`` (left by a run that died after its last checkpoint)
+    are dropped first, so a resumed run does not list an epoch twice.
+    """
+
+    def __init__(self, path: Path, *, keep_until: int = 0) -> None:
+        self.path = path
+        kept = []
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip() and json.loads(line).get("epoch", 0) <= keep_until:
+                    kept.append(line + "\n")
+        path.write_text("".join(kept))
+
+    def on_epoch(self, metrics: dict[str, float], epoch: int) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps({"epoch": epoch, **metrics}) + "\n")

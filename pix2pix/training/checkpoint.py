@@ -1,0 +1,246 @@
+"""Self-describing checkpoints, written atomically, loadable with ``weights_only=True``.
+
+Run folder::
+
+    RUN_DIR/checkpoints/ckpt-<step>.pt   full state, the last ``keep_last`` kept
+    RUN_DIR/checkpoints/latest.pt        hard link to the newest (a copy where links fail)
+    RUN_DIR/generator.pt                 G only, fp32, + the config needed to rebuild it
+
+A full checkpoint holds G, D, both optimisers and schedulers, step / epoch / position in the
+epoch, RNG states (torch, CUDA, numpy, python) as tensors, the resolved config as a dict and the
+dataset fingerprint (sha256 of manifest.jsonl). Nothing in it is pickled code.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from pix2pix.errors import Pix2PixError
+
+CHECKPOINT_FORMAT = "pix2pix-train-checkpoint"
+GENERATOR_FORMAT = "pix2pix-generator"
+FORMAT_VERSION = 1
+_CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
+
+
+class CheckpointError(Pix2PixError):
+    """A checkpoint cannot be read or does not fit this run."""
+
+
+class ResumeMismatchError(CheckpointError):
+    """The checkpoint was made with a different config or dataset; ``differences`` names them."""
+
+    def __init__(self, message: str, differences: dict[str, tuple[Any, Any]]):
+        super().__init__(message)
+        self.differences = differences
+
+
+# --------------------------------------------------------------------------- RNG states
+
+
+def capture_rng_state() -> dict[str, Any]:
+    """All global RNG states as tensors / plain types (weights_only-loadable)."""
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state()
+    py_version, py_state, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {
+            "name": np_name,
+            "keys": torch.from_numpy(np_keys.astype(np.int64)),
+            "pos": int(np_pos),
+            "has_gauss": int(np_has_gauss),
+            "cached_gaussian": float(np_gauss),
+        },
+        "python": {
+            "version": py_version,
+            "state": torch.tensor(py_state, dtype=torch.int64),
+            "gauss": py_gauss,
+        },
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(
+        (n["name"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+         n["cached_gaussian"])
+    )
+    p = state["python"]
+    random.setstate((p["version"], tuple(int(v) for v in p["state"].tolist()), p["gauss"]))
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def atomic_save(obj: Any, path: Path) -> None:
+    """torch.save to a temporary file in the same folder, then os.replace: never half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    """(step, path) of ``ckpt-<step>.pt`` files, oldest first."""
+    if not ckpt_dir.is_dir():
+        return []
+    found = []
+    for p in ckpt_dir.iterdir():
+        m = _CKPT_RE.match(p.name)
+        if m:
+            found.append((int(m.group(1)), p))
+    return sorted(found)
+
+
+def write_checkpoint(state: dict[str, Any], ckpt_dir: Path, *, step: int, keep_last: int) -> Path:
+    """Write ``ckpt-<step>.pt``, point ``latest.pt`` at it, delete all but the last K."""
+    path = ckpt_dir / f"ckpt-{step}.pt"
+    atomic_save(state, path)
+    latest = ckpt_dir / "latest.pt"
+    tmp = ckpt_dir / f".latest.pt.tmp-{os.getpid()}"
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, tmp)  # a hard link: no second copy on disk, survives pruning of `path`
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, latest)
+    for _, old in list_checkpoints(ckpt_dir)[:-keep_last]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def generator_payload(
+    G: nn.Module, config: dict[str, Any], *, step: int, epoch: int, fingerprint: str
+) -> dict[str, Any]:
+    """The inference file: fp32 G weights plus what ``load_generator`` needs to rebuild G."""
+    return {
+        "format": GENERATOR_FORMAT,
+        "version": FORMAT_VERSION,
+        "state_dict": {k: v.detach().float().cpu().clone() if v.is_floating_point()
+                       else v.detach().cpu().clone() for k, v in G.state_dict().items()},
+        "model": {
+            "generator": config["generator"],
+            "ngf": config["ngf"],
+            "norm": config["norm"],
+            "dropout": config["dropout"],
+            "in_channels": 3,
+            "out_channels": 3,
+        },
+        "size": config["size"],
+        "direction": config["direction"],
+        "eval_mode": config["eval_mode"],
+        "config": config,
+        "step": step,
+        "epoch": epoch,
+        "dataset_fingerprint": fingerprint,
+    }
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a full checkpoint with ``weights_only=True`` and check its format."""
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError as e:
+        raise CheckpointError(f"{path}: no such checkpoint") from e
+    except Exception as e:  # torch raises a variety of unpickling / zip errors
+        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from e
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path}: not a pix2pix training checkpoint (format field)")
+    if state.get("version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format version {state.get('version')}, expected {FORMAT_VERSION}"
+        )
+    return state
+
+
+def load_generator(
+    path: str | Path, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild G from ``generator.pt`` (or a full checkpoint) → (model, info).
+
+    The model is returned in train mode; put it in the stored ``info["eval_mode"]`` with
+    ``set_inference_mode`` (``"train"`` = the paper's dropout + batch statistics).
+    """
+    from pix2pix.models import build_generator
+
+    path = Path(path)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError as e:
+        raise CheckpointError(f"{path}: no such file") from e
+    except Exception as e:
+        raise CheckpointError(f"{path}: not a readable generator file ({e})") from e
+    fmt = payload.get("format") if isinstance(payload, dict) else None
+    if fmt == CHECKPOINT_FORMAT:
+        cfg = payload["config"]
+        info = {"config": cfg, "size": cfg["size"], "direction": cfg["direction"],
+                "eval_mode": cfg["eval_mode"], "step": payload["step"],
+                "epoch": payload["epoch"], "dataset_fingerprint": payload["dataset_fingerprint"]}
+        model_kw = {"generator": cfg["generator"], "ngf": cfg["ngf"], "norm": cfg["norm"],
+                    "dropout": cfg["dropout"], "in_channels": 3, "out_channels": 3}
+        state_dict = payload["G"]
+    elif fmt == GENERATOR_FORMAT:
+        info = {k: v for k, v in payload.items() if k not in ("state_dict", "format")}
+        model_kw = dict(payload["model"])
+        state_dict = payload["state_dict"]
+    else:
+        raise CheckpointError(f"{path}: neither a generator file nor a training checkpoint")
+    name = model_kw.pop("generator")
+    G = build_generator(name, **model_kw)
+    G.load_state_dict(state_dict)
+    return G.to(map_location), info
+
+
+def set_inference_mode(G: nn.Module, eval_mode: str) -> nn.Module:
+    """``"train"``: dropout on, BatchNorm on batch statistics (the paper). ``"eval"``: off."""
+    if eval_mode == "train":
+        return G.train()
+    if eval_mode == "eval":
+        return G.eval()
+    raise ValueError(f"eval_mode: expected 'train' or 'eval', got {eval_mode!r}")
+
+
+def compare_for_resume(
+    ckpt: dict[str, Any], resume_key: dict[str, Any], fingerprint: str
+) -> dict[str, tuple[Any, Any]]:
+    """{key: (checkpoint value, current value)} for every difference that forbids resuming."""
+    diffs: dict[str, tuple[Any, Any]] = {}
+    old = ckpt.get("resume_key", {})
+    for k in sorted(set(old) | set(resume_key)):
+        if old.get(k, "<absent>") != resume_key.get(k, "<absent>"):
+            diffs[k] = (old.get(k, "<absent>"), resume_key.get(k, "<absent>"))
+    if ckpt.get("dataset_fingerprint") != fingerprint:
+        diffs["dataset_fingerprint"] = (ckpt.get("dataset_fingerprint"), fingerprint)
+    return diffs
+
+
+def describe_differences(diffs: dict[str, tuple[Any, Any]]) -> str:
+    parts = []
+    for k, (old, new) in diffs.items():
+        if k == "dataset_fingerprint":
+            parts.append(f"dataset_fingerprint (manifest.jsonl sha256): checkpoint "
+                         f"{str(old)[:12]}…, now {str(new)[:12]}…")
+        else:
+            parts.append(f"{k}: checkpoint {old!r}, now {new!r}")
+    return "; ".join(parts)

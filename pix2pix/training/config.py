@@ -1,0 +1,246 @@
+"""The training configuration: one frozen dataclass, validated when made.
+
+Defaults are the paper's (Isola et al. 2017, and the official PyTorch code where the paper is
+silent). ``TrainConfig.from_dict`` is how params.yaml's ``train`` section, the flow and the CLI
+all build it, so every entry point gets the same checks and messages naming the key::
+
+    cfg = TrainConfig.from_dict({"lr": 1e-4, "n_epochs": 50}, preset="small")
+    cfg = load_train_config("params.yaml", section="train")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pix2pix.errors import ConfigError
+
+GAN_MODES = ("vanilla", "lsgan")
+DIRECTIONS = ("AtoB", "BtoA")
+EVAL_MODES = ("train", "eval")
+NORMS = ("batch", "instance", "none")
+D_RECEPTIVE_FIELDS = (1, 16, 70, 286)
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+
+# Keys that decide how a run executes but not what it computes (on a given device), plus the
+# epoch counts so a finished run can be extended. Everything else is the "resume key": a
+# checkpoint whose key differs from the current run's is not resumed silently.
+RUNTIME_KEYS = (
+    "n_epochs",
+    "n_epochs_decay",
+    "num_workers",
+    "num_threads",
+    "device",
+    "compile",
+    "in_memory_mb",
+    "keep_last",
+    "checkpoint_every",
+    "sample_every",
+    "num_samples",
+    "log_every",
+    "val_every",
+    "val_max_images",
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides how pix2pix is trained. Defaults follow the paper.
+
+    ``size`` is the training crop (and the U-Net input side); ``load_size`` the side both
+    halves are resized to before the random crop (0 = ``round(size * 286 / 256)``, the paper's
+    286 for 256). ``eval_mode`` chooses how G runs for validation, samples and inference:
+    ``"train"`` = dropout on and BatchNorm with the batch's statistics, as in the paper;
+    ``"eval"`` = dropout off and running statistics (the official code's ``--eval``).
+    """
+
+    # networks
+    generator: str = "unet_256"
+    ngf: int = 64
+    ndf: int = 64
+    norm: str = "batch"
+    dropout: bool = True
+    d_receptive_field: int = 70
+    init_std: float = 0.02
+    # objective
+    gan_mode: str = "vanilla"
+    lambda_l1: float = 100.0
+    # optimisation
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_epochs: int = 100
+    n_epochs_decay: int = 100
+    batch_size: int = 1
+    seed: int = 0
+    # data
+    size: int = 256
+    load_size: int = 0
+    flip: bool = True
+    direction: str = "AtoB"
+    eval_mode: str = "train"
+    # execution (RUNTIME_KEYS: not part of the resume key)
+    num_workers: int = 2
+    num_threads: int = 0
+    in_memory_mb: int = 1024
+    device: str = "auto"
+    amp: str = "auto"
+    compile: bool = False
+    sync_bn: bool = False
+    keep_last: int = 3
+    checkpoint_every: int = 0
+    sample_every: int = 200
+    num_samples: int = 4
+    log_every: int = 10
+    val_every: int = 1
+    val_max_images: int = 200
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        if self.load_size == 0:
+            # Resolved here, once, so config.json and checkpoints show the value actually used.
+            object.__setattr__(self, "load_size", round(self.size * 286 / 256))
+        _validate(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None = None, *, preset: str = "paper") -> TrainConfig:
+        """Preset defaults overlaid with ``values``; unknown keys raise ``ConfigError``."""
+        if preset not in PRESETS:
+            raise ConfigError(f"preset: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        values = dict(values or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(
+                f"{unknown[0]}: unknown train config key"
+                + (f"s {unknown}" if len(unknown) > 1 else "")
+                + f"; valid keys: {', '.join(sorted(known))}"
+            )
+        return cls(**{**PRESETS[preset], **values})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain types only (loadable with ``torch.load(weights_only=True)`` and JSON)."""
+        return dataclasses.asdict(self)
+
+    def resume_key(self) -> dict[str, Any]:
+        """The values a checkpoint must share with this run to be resumed."""
+        return {k: v for k, v in self.to_dict().items() if k not in RUNTIME_KEYS}
+
+    @property
+    def total_epochs(self) -> int:
+        return self.n_epochs + self.n_epochs_decay
+
+
+# "small": the demo preset. Networks 1/4 as wide (≈1/16 of the FLOPs) and few epochs so ~10
+# images at 256 train in a couple of minutes on a 2-core CPU. Not a quality setting.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "small": {
+        "ngf": 16,
+        "ndf": 16,
+        "n_epochs": 8,
+        "n_epochs_decay": 4,
+        "num_workers": 1,
+        "sample_every": 50,
+        "log_every": 5,
+    },
+}
+
+
+def load_train_config(
+    path: str | Path, *, section: str = "train", preset: str = "paper", overrides: dict | None = None
+) -> TrainConfig:
+    """Read ``section`` of a YAML file (e.g. params.yaml) into a ``TrainConfig``."""
+    import yaml
+
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read params file ({e.strerror})") from e
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from e
+    if section:
+        if section not in data:
+            raise ConfigError(f"{path}: no {section!r} section (sections: {sorted(data)})")
+        data = data[section] or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: section {section!r} must be a mapping, got {type(data).__name__}")
+    return TrainConfig.from_dict({**data, **(overrides or {})}, preset=preset)
+
+
+def _check_types(cfg: TrainConfig) -> None:
+    hints = typing.get_type_hints(TrainConfig)
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        expected = hints[f.name]
+        allowed = typing.get_args(expected) if isinstance(expected, types.UnionType) else (expected,)
+        ok = False
+        for t in allowed:
+            if t is float and isinstance(value, int) and not isinstance(value, bool):
+                # YAML and argparse give 100 for 100.0; accept and store a float.
+                object.__setattr__(cfg, f.name, float(value))
+                ok = True
+            elif t is int and isinstance(value, bool):
+                ok = False
+            elif isinstance(value, t):
+                ok = True
+            if ok:
+                break
+        if not ok:
+            raise ConfigError(
+                f"{f.name}: expected {expected.__name__ if hasattr(expected, '__name__') else expected}"
+                f", got {value!r} ({type(value).__name__})"
+            )
+
+
+def _choice(key: str, value: Any, choices: tuple) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}: expected one of {list(choices)}, got {value!r}")
+
+
+def _at_least(key: str, value: float, low: float) -> None:
+    if value < low:
+        raise ConfigError(f"{key}: must be >= {low}, got {value!r}")
+
+
+def _validate(cfg: TrainConfig) -> None:
+    from pix2pix.models import GENERATORS, check_size_for_generator
+
+    _choice("generator", cfg.generator, tuple(GENERATORS))
+    _choice("norm", cfg.norm, NORMS)
+    _choice("d_receptive_field", cfg.d_receptive_field, D_RECEPTIVE_FIELDS)
+    _choice("gan_mode", cfg.gan_mode, GAN_MODES)
+    _choice("direction", cfg.direction, DIRECTIONS)
+    _choice("eval_mode", cfg.eval_mode, EVAL_MODES)
+    _choice("amp", cfg.amp, AMP_MODES)
+    if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
+        raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
+    for key in ("ngf", "ndf", "batch_size", "size", "load_size", "num_samples", "log_every"):
+        _at_least(key, getattr(cfg, key), 1)
+    for key in ("n_epochs", "n_epochs_decay", "num_workers", "num_threads", "in_memory_mb",
+                "checkpoint_every", "sample_every", "val_every", "val_max_images", "lambda_l1"):
+        _at_least(key, getattr(cfg, key), 0)
+    _at_least("keep_last", cfg.keep_last, 1)
+    if cfg.total_epochs < 1:
+        raise ConfigError("n_epochs: n_epochs + n_epochs_decay must be at least 1, got 0")
+    if not cfg.lr > 0:
+        raise ConfigError(f"lr: must be > 0, got {cfg.lr!r}")
+    for key in ("beta1", "beta2"):
+        if not 0 <= getattr(cfg, key) < 1:
+            raise ConfigError(f"{key}: must be in [0, 1), got {getattr(cfg, key)!r}")
+    if not cfg.init_std > 0:
+        raise ConfigError(f"init_std: must be > 0, got {cfg.init_std!r}")
+    if cfg.load_size < cfg.size:
+        raise ConfigError(
+            f"load_size: must be >= size (the random crop is taken from the resized image), "
+            f"got load_size={cfg.load_size} < size={cfg.size}"
+        )
+    try:
+        check_size_for_generator(cfg.generator, cfg.size)
+    except ValueError as e:
+        raise ConfigError(f"size: {e}") from e

@@ -1,0 +1,267 @@
+"""Reading an A|B dataset (docs/dataset-format.md) for training.
+
+- The manifest decides which files belong to a split (no globbing).
+- ``split_pair`` is the one place that knows A is the left half and applies the direction.
+- ``jitter_params`` / ``apply_jitter`` are the paper's jitter as pure functions: one crop/flip
+  sample, drawn from an explicit generator, applied to input and target alike.
+- ``to_model_range`` / ``from_model_range`` are the one place uint8 [0, 255] ↔ float [−1, 1].
+- Per-sample randomness is drawn from ``np.random.default_rng((seed, epoch, index))``: the same
+  sample gets the same jitter whatever the worker count, rank or resume point.
+
+The dataset yields uint8 CHW tensors; the training loop converts them on the device (4× less
+worker→trainer traffic than float32, and the conversion stays in one function).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from pix2pix.errors import Pix2PixError
+
+MANIFEST = "manifest.jsonl"
+_REQUIRED_KEYS = ("id", "split", "path")
+
+
+class DatasetError(Pix2PixError):
+    """The dataset on disk does not follow the contract; the message names file and field."""
+
+
+# --------------------------------------------------------------------------- value range
+
+
+def to_model_range(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] → float32 [−1, 1] (0 → −1, 255 → 1 exactly). Any shape, any device."""
+    return x.float().div_(127.5).sub_(1.0)
+
+
+def from_model_range(x: torch.Tensor) -> torch.Tensor:
+    """float [−1, 1] → uint8 [0, 255], rounded and clipped. Any shape, any device."""
+    return x.detach().float().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+
+
+# --------------------------------------------------------------------------- manifest
+
+
+def dataset_fingerprint(dataset_dir: str | Path) -> str:
+    """sha256 of ``manifest.jsonl``'s bytes: what a checkpoint records about its data."""
+    path = Path(dataset_dir) / MANIFEST
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError as e:
+        raise DatasetError(f"{path}: no manifest; is {dataset_dir} a `pix2pix build` output?") from e
+
+
+def read_manifest(dataset_dir: str | Path, split: str | None = None) -> list[dict]:
+    """The manifest's records (all, or one split's), in file order, with keys checked."""
+    path = Path(dataset_dir) / MANIFEST
+    if not path.is_file():
+        raise DatasetError(f"{path}: no manifest; is {dataset_dir} a `pix2pix build` output?")
+    records = []
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DatasetError(f"{path}:{n}: not valid JSON ({e.msg})") from e
+            missing = [k for k in _REQUIRED_KEYS if k not in rec]
+            if missing:
+                raise DatasetError(f"{path}:{n}: record lacks key(s) {missing}")
+            if split is None or rec["split"] == split:
+                records.append(rec)
+    return records
+
+
+# --------------------------------------------------------------------------- pure image ops
+
+
+def split_pair(ab: np.ndarray, direction: str) -> tuple[np.ndarray, np.ndarray]:
+    """A|B image (H, 2W, 3) → (input, target) views. AtoB: input = left half (A)."""
+    if ab.ndim != 3 or ab.shape[1] % 2:
+        raise ValueError(f"expected an A|B image of even width, got shape {ab.shape}")
+    w = ab.shape[1] // 2
+    a, b = ab[:, :w], ab[:, w:]
+    if direction == "AtoB":
+        return a, b
+    if direction == "BtoA":
+        return b, a
+    raise ValueError(f"direction: expected 'AtoB' or 'BtoA', got {direction!r}")
+
+
+@dataclass(frozen=True)
+class Jitter:
+    """One jitter sample: crop offset (x, y) in the resized image and a mirror flag."""
+
+    x: int
+    y: int
+    flip: bool
+
+
+def jitter_params(rng: np.random.Generator, load_size: int, crop_size: int, flip: bool) -> Jitter:
+    """Draw the paper's jitter: a uniform crop position and a fair mirror coin (if ``flip``)."""
+    x = int(rng.integers(0, load_size - crop_size + 1))
+    y = int(rng.integers(0, load_size - crop_size + 1))
+    mirror = bool(rng.random() < 0.5) if flip else False
+    return Jitter(x, y, mirror)
+
+
+def resize(img: np.ndarray, size: int) -> np.ndarray:
+    """Square bicubic resize (the official code's interpolation); a no-op at the same size."""
+    if img.shape[0] == size and img.shape[1] == size:
+        return img
+    return cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def apply_jitter(img: np.ndarray, load_size: int, crop_size: int, j: Jitter) -> np.ndarray:
+    """Resize to ``load_size``, crop ``crop_size`` at (j.x, j.y), mirror if ``j.flip``."""
+    out = resize(img, load_size)[j.y : j.y + crop_size, j.x : j.x + crop_size]
+    return out[:, ::-1] if j.flip else out
+
+
+def decode_image(data: bytes, *, name: str) -> np.ndarray:
+    """JPEG/PNG bytes → (H, W, 3) uint8 RGB. Raises ``DatasetError`` naming the file."""
+    if data[:3] == b"\xff\xd8\xff" and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
+        # OpenCV decodes a truncated JPEG to a half-grey image with only a stderr warning.
+        raise DatasetError(f"{name}: truncated JPEG (no end-of-image marker)")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise DatasetError(f"{name}: cannot decode image")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+# --------------------------------------------------------------------------- dataset
+
+
+class PairDataset(Dataset):
+    """One split of an A|B dataset, as (input, target) uint8 tensors of shape (3, size, size).
+
+    Items are addressed by ``(epoch, index)`` (see ``EpochSampler``) so the jitter of a sample
+    is a pure function of (seed, epoch, index). ``train=False`` (validation) turns jitter off:
+    each half is resized straight to ``crop_size``. Pairs whose decoded size fits in
+    ``in_memory_mb`` are decoded once and held as uint8.
+    """
+
+    def __init__(
+        self,
+        dataset_dir: str | Path,
+        split: str,
+        *,
+        direction: str = "AtoB",
+        load_size: int = 286,
+        crop_size: int = 256,
+        flip: bool = True,
+        train: bool = True,
+        seed: int = 0,
+        in_memory_mb: int = 0,
+    ) -> None:
+        self.root = Path(dataset_dir)
+        self.split = split
+        self.records = read_manifest(self.root, split)
+        self.direction = direction
+        self.load_size, self.crop_size = load_size, crop_size
+        self.flip, self.train, self.seed = flip, train, seed
+        for rec in self.records:
+            if not (self.root / rec["path"]).is_file():
+                raise DatasetError(f"{self.root / rec['path']}: listed in the manifest, missing")
+        self._cache: list[np.ndarray] | None = None
+        if self.records and in_memory_mb > 0:
+            w, h = self.records[0].get("size", (2 * crop_size, crop_size))
+            if len(self.records) * w * h * 3 <= in_memory_mb * 2**20:
+                self._cache = [self._read(i) for i in range(len(self.records))]
+
+    @property
+    def in_memory(self) -> bool:
+        return self._cache is not None
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def ids(self) -> list[str]:
+        return [r["id"] for r in self.records]
+
+    def _read(self, i: int) -> np.ndarray:
+        path = self.root / self.records[i]["path"]
+        return decode_image(path.read_bytes(), name=str(path))
+
+    def __getitem__(self, key: tuple[int, int] | int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, i = key if isinstance(key, tuple) else (0, key)
+        ab = self._cache[i] if self._cache is not None else self._read(i)
+        x, y = split_pair(ab, self.direction)
+        if self.train:
+            j = jitter_params(
+                np.random.default_rng((self.seed, epoch, i)), self.load_size, self.crop_size,
+                self.flip,
+            )
+            x = apply_jitter(x, self.load_size, self.crop_size, j)
+            y = apply_jitter(y, self.load_size, self.crop_size, j)
+        else:
+            x, y = resize(x, self.crop_size), resize(y, self.crop_size)
+        return _chw(x), _chw(y)
+
+
+def _chw(img: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, index)`` for one rank's share of a seeded per-epoch permutation.
+
+    The order is a pure function of (seed, epoch): resuming needs only the epoch and how many
+    samples of it were done (``set_epoch(epoch, start=...)``). Like ``DistributedSampler``, the
+    permutation is padded to a multiple of ``world_size`` and rank r takes every world_size-th
+    item, so every rank runs the same number of steps.
+    """
+
+    def __init__(
+        self, n: int, *, seed: int, shuffle: bool = True, rank: int = 0, world_size: int = 1
+    ) -> None:
+        self.n, self.seed, self.shuffle = n, seed, shuffle
+        self.rank, self.world_size = rank, world_size
+        self.per_rank = math.ceil(n / world_size) if n else 0
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def order(self, epoch: int) -> list[int]:
+        """This rank's indices for ``epoch`` (without the ``start`` offset)."""
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+            perm = torch.randperm(self.n, generator=g).tolist()
+        else:
+            perm = list(range(self.n))
+        total = self.per_rank * self.world_size
+        perm = (perm * math.ceil(total / max(len(perm), 1)))[:total]
+        return perm[self.rank : total : self.world_size]
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        for i in self.order(self.epoch)[self.start :]:
+            yield self.epoch, i
+
+    def __len__(self) -> int:
+        return self.per_rank - self.start
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: seed numpy/random from the worker's torch seed.
+
+    Jitter does not use these generators (it is keyed on (seed, epoch, index)); seeding them
+    keeps any other randomness in a worker reproducible. One OpenCV thread per worker: the
+    workers are the parallelism.
+    """
+    s = torch.initial_seed() % 2**32
+    np.random.seed(s)
+    random.seed(s)
+    cv2.setNumThreads(1)

@@ -1,0 +1,423 @@
+"""The dataset builder: any source in, an A|B dataset out (see docs/dataset-format.md).
+
+    from pix2pix.build import build_dataset
+    from pix2pix.config import BuildConfig
+    summary = build_dataset(BuildConfig(source="photos/", out="data/pairs", op="edges"))
+
+The build is a stream in three steps that the Prefect flow also calls one by one:
+`plan_build` (check the output, extract archives, list the items, decide splits),
+`process_items` (decode → fit → make A → write, in worker processes, chunk by chunk) and
+`finalize_build` (drop exact duplicates, report near-duplicates, write manifest, rejections,
+dataset.json and preview, then move the finished folder into place in one rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import shutil
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pix2pix import __version__, ops
+from pix2pix.archive import extract_archive, is_archive
+from pix2pix.config import SPLITS, BuildConfig
+from pix2pix.errors import ImageRejected, NothingUsableError, OutputExistsError, SourceError
+from pix2pix.imageio import load_rgb
+from pix2pix.sources import Item, scan_source
+
+FORMAT_NAME = "pix2pix-ab"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class BuildPlan:
+    """Everything the workers and the finalizer need; plain values so it pickles (Dask, spawn)."""
+
+    config: BuildConfig
+    kind: str
+    root: str
+    staging: str
+    workdir: str | None
+    items: list[tuple[Item, str]]
+    rejected: list[dict] = field(default_factory=list)
+
+
+@dataclass
+class BuildSummary:
+    """What a finished build wrote."""
+
+    out: str
+    counts: dict[str, int]
+    rejected: dict[str, int]
+    duplicates: int
+    near_duplicates: int
+    near_duplicates_across_splits: int
+    seconds: float
+    source_kind: str
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def describe(self) -> str:
+        """A few lines for a person: where the dataset is and what it contains."""
+        counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
+        lines = [f"dataset: {self.out}", f"pairs: {self.total} ({counts}) from a {self.source_kind} source"]
+        n_rej = sum(self.rejected.values())
+        if n_rej:
+            reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items()))
+            lines.append(f"rejected: {n_rej} ({reasons}); see {Path(self.out) / 'rejected.jsonl'}")
+        if self.near_duplicates:
+            lines.append(
+                f"near-duplicates: {self.near_duplicates} pairs, {self.near_duplicates_across_splits} across "
+                f"splits (possible test leakage); see {Path(self.out) / 'near_duplicates.jsonl'}"
+            )
+        lines.append(f"preview: {Path(self.out) / 'preview.jpg'}")
+        return "\n".join(lines)
+
+
+def split_for(key: str, seed: int, fractions: Sequence[float]) -> str:
+    """Stable split of one item: a hash of (seed, key) placed on [0, 1).
+
+    Depends on nothing but the item's own key, so adding images never moves existing ones.
+    """
+    digest = hashlib.sha256(f"{seed}\0{key}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    edge = 0.0
+    for name, frac in zip(SPLITS, fractions):
+        edge += frac
+        if u < edge:
+            return name
+    return next(n for n, f in zip(reversed(SPLITS), reversed(fractions)) if f > 0)
+
+
+def _split_key(item: Item) -> str:
+    return item.paths.get("B") or item.paths.get("AB") or item.id
+
+
+def _sibling(out: Path, tag: str) -> Path:
+    return out.parent / f".{out.name}.{tag}"
+
+
+def plan_build(config: BuildConfig) -> BuildPlan:
+    """Check the output, extract an archive source, list the items and decide their splits."""
+    out = Path(config.out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not config.overwrite:
+        raise OutputExistsError(f"{out} already exists and is not empty; pass --overwrite to replace it")
+    src = Path(config.source)
+    if not src.exists():
+        raise SourceError(f"{src}: source does not exist")
+    workdir = None
+    kind = config.source_type
+    if src.is_file():
+        if not (is_archive(src) or kind == "archive"):
+            raise SourceError(f"{src}: a file source must be a .tar.gz, .tgz, .tar or .zip archive")
+        workdir = _sibling(out, "extract")
+        shutil.rmtree(workdir, ignore_errors=True)
+        root = extract_archive(src, workdir)
+        kind = "auto"
+    elif kind == "archive":
+        raise SourceError(f"{src}: --source-type archive needs an archive file, got a folder")
+    else:
+        root = src
+    scan = scan_source(root, kind, keep_splits=not config.resplit)
+    items = []
+    for item in scan.items:
+        given = item.given_split if not config.resplit else None
+        items.append((item, given or split_for(_split_key(item), config.seed, config.split)))
+    staging = _sibling(out, "partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    for s in SPLITS:
+        (staging / s).mkdir(parents=True)
+    return BuildPlan(config, scan.kind, str(root), str(staging), workdir and str(workdir), items, scan.rejected)
+
+
+# --- per item work (runs in worker processes) -------------------------------------------------
+
+
+def _decode(root: Path, rel: str, cfg: BuildConfig, min_side: int) -> tuple[np.ndarray, bytes]:
+    try:
+        data = (root / rel).read_bytes()
+    except OSError as exc:
+        raise ImageRejected(f"cannot read file ({exc.strerror})", "unreadable") from exc
+    arr = load_rgb(data, name=rel, max_pixels=cfg.max_pixels, min_size=(min_side, min_side))
+    return arr, data
+
+
+def _aspect_check(a: np.ndarray, b: np.ndarray, what: str) -> None:
+    ra, rb = a.shape[1] / a.shape[0], b.shape[1] / b.shape[0]
+    if abs(ra - rb) / rb > 0.02:
+        raise ImageRejected(
+            f"{what}: A is {a.shape[1]}x{a.shape[0]} but B is {b.shape[1]}x{b.shape[0]} "
+            "(different aspect ratios cannot be aligned; crop them alike first)",
+            "A and B shapes differ",
+        )
+
+
+def make_pair(item: Item, split: str, cfg: BuildConfig, root: Path) -> tuple[np.ndarray, dict, str, str]:
+    """Decode an item's source(s) and return (A|B array, op params, op name, source sha256)."""
+    size = cfg.size
+    fit = lambda img: ops.fit_square(img, size, cfg.fit, cfg.pad_color)  # noqa: E731
+    params: dict[str, Any] = {}
+    if "AB" in item.paths:
+        ab, data = _decode(root, item.paths["AB"], cfg, 2 * size)
+        if ab.shape[1] % 2:
+            raise ImageRejected(
+                f"not an A|B image: width {ab.shape[1]} is odd (A|B images are two halves side by side)",
+                "not an A|B image",
+            )
+        a, b = (fit(x) for x in ops.split_ab(ab))
+        op, sha = "ab", hashlib.sha256(data).hexdigest()
+    elif "A" in item.paths:
+        a_full, da = _decode(root, item.paths["A"], cfg, 2 * size)
+        b_full, db = _decode(root, item.paths["B"], cfg, 2 * size)
+        _aspect_check(a_full, b_full, item.id)
+        a, b = fit(a_full), fit(b_full)
+        op = "pair"
+        sha = hashlib.sha256(
+            (hashlib.sha256(da).hexdigest() + hashlib.sha256(db).hexdigest()).encode()
+        ).hexdigest()
+    else:
+        b_full, data = _decode(root, item.paths["B"], cfg, 2 * size)
+        b = fit(b_full)
+        op, sha = cfg.op, hashlib.sha256(data).hexdigest()
+        if op == "inpaint":
+            rng = np.random.default_rng([cfg.seed, int(hashlib.sha256(item.id.encode()).hexdigest()[:15], 16)])
+            box = ops.inpaint_box(size, cfg.inpaint_fraction, cfg.inpaint_position, rng)
+            a = ops.make_inpaint(b, box, cfg.inpaint_fill)
+            params = {"box": list(box), "fill": list(cfg.inpaint_fill), "position": cfg.inpaint_position}
+        elif op == "edges":
+            a = ops.make_edges(b, sigma=cfg.edge_sigma, min_component=cfg.edge_min_component)
+            params = {"detector": "canny-median", "sigma": cfg.edge_sigma, "min_component": cfg.edge_min_component}
+        else:
+            a = ops.make_grayscale(b)
+            params = {"luma": "itu-r-601"}
+    if cfg.swap:
+        a, b = b, a
+        params["swapped"] = True
+    return ops.combine_ab(a, b), params, op, sha
+
+
+def process_item(item: Item, split: str, cfg: BuildConfig, root: Path, staging: Path) -> dict:
+    """Make and write one pair; returns a manifest record, or a rejection record (`"kind"` key)."""
+    try:
+        ab, params, op, src_sha = make_pair(item, split, cfg, root)
+    except ImageRejected as exc:
+        return {"id": item.id, "source": _source_label(item), "kind": exc.kind, "reason": exc.reason}
+    data = ops.encode(ab, cfg.image_format, cfg.quality)
+    rel = f"{split}/{item.id}.{cfg.image_format}"
+    (staging / rel).write_bytes(data)
+    return {
+        "id": item.id,
+        "split": split,
+        "path": rel,
+        "size": [ab.shape[1], ab.shape[0]],
+        "source": dict(item.paths),
+        "source_sha256": src_sha,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "op": op,
+        "op_params": params,
+        "_dhash": ops.dhash(ab[:, ab.shape[1] // 2 :]),
+    }
+
+
+def _source_label(item: Item) -> str:
+    return " + ".join(item.paths.values())
+
+
+_WORKER: dict[str, Any] = {}  # per worker process: set once by _init_worker, read by _work
+
+
+def _init_worker(cfg: BuildConfig, root: str, staging: str) -> None:
+    import cv2
+
+    cv2.setNumThreads(1)  # one process per core already; OpenCV threads would oversubscribe
+    _WORKER.update(cfg=cfg, root=Path(root), staging=Path(staging))
+
+
+def _work(job: tuple[Item, str]) -> dict:
+    return process_item(job[0], job[1], _WORKER["cfg"], _WORKER["root"], _WORKER["staging"])
+
+
+def process_items(
+    plan: BuildPlan, jobs: Sequence[tuple[Item, str]], *, workers: int = 1, progress: bool = False
+) -> Iterator[dict]:
+    """Process `jobs` (a chunk of `plan.items`) and yield their records in input order."""
+    cfg, root, staging = plan.config, Path(plan.root), Path(plan.staging)
+    bar = _progress(len(jobs), progress)
+    try:
+        if workers <= 1 or len(jobs) < 2:
+            for item, split in jobs:
+                yield process_item(item, split, cfg, root, staging)
+                bar.update(1)
+            return
+        # spawn, not fork: callers (Prefect, torch) may hold threads and locks a fork would copy.
+        ctx = multiprocessing.get_context("spawn")
+        chunk = max(1, min(16, len(jobs) // (workers * 8)))
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(cfg, plan.root, plan.staging)) as pool:
+            for record in pool.imap(_work, jobs, chunksize=chunk):
+                yield record
+                bar.update(1)
+    finally:
+        bar.close()
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="img", desc="build", disable=not enabled, dynamic_ncols=True)
+
+
+# --- finalize ---------------------------------------------------------------------------------
+
+
+def _near_duplicates(records: list[dict], max_bits: int) -> list[dict]:
+    """Pairs of kept items whose B halves' dHash differ in at most `max_bits` bits.
+
+    Split the 64-bit hash into max_bits+1 bands: two hashes within max_bits bits agree exactly
+    on at least one band (pigeonhole), so only items sharing a band value are compared.
+    """
+    n_bands = max_bits + 1
+    bounds = [64 * k // n_bands for k in range(n_bands + 1)]
+    hashes = [r["_dhash"] for r in records]
+    found: dict[tuple[int, int], int] = {}
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        mask = (1 << (hi - lo)) - 1
+        buckets: dict[int, list[int]] = defaultdict(list)
+        for i, h in enumerate(hashes):
+            buckets[(h >> lo) & mask].append(i)
+        for members in buckets.values():
+            for x in range(len(members)):
+                for y in range(x + 1, len(members)):
+                    i, j = members[x], members[y]
+                    if (i, j) not in found:
+                        d = (hashes[i] ^ hashes[j]).bit_count()
+                        if d <= max_bits:
+                            found[(i, j)] = d
+    out = []
+    for (i, j), d in sorted(found.items()):
+        ri, rj = records[i], records[j]
+        out.append({
+            "a": ri["path"], "b": rj["path"], "distance_bits": d,
+            "across_splits": ri["split"] != rj["split"],
+        })
+    return out
+
+
+def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def finalize_build(
+    plan: BuildPlan, records: Iterable[dict], *, extra_rejected: Sequence[dict] = (), started: float | None = None
+) -> BuildSummary:
+    """Deduplicate, write the metadata files and move the finished dataset into place.
+
+    `records` are what `process_items` yielded, in plan order. `extra_rejected` lets a caller add
+    inputs it could not even fetch (failed downloads). Raises `NothingUsableError` (and removes
+    the staging folder) when no pair could be made.
+    """
+    cfg, staging, out = plan.config, Path(plan.staging), Path(plan.config.out)
+    kept: list[dict] = []
+    rejected: list[dict] = list(extra_rejected) + list(plan.rejected)
+    by_sha: dict[str, dict] = {}
+    for r in records:
+        if "kind" in r:
+            rejected.append(r)
+        elif r["source_sha256"] in by_sha:
+            first = by_sha[r["source_sha256"]]
+            (staging / r["path"]).unlink()
+            rejected.append({
+                "id": r["id"], "source": " + ".join(r["source"].values()), "kind": "exact duplicate",
+                "reason": f"exact duplicate of {' + '.join(first['source'].values())} (same bytes); kept once",
+            })
+        else:
+            by_sha[r["source_sha256"]] = r
+            kept.append(r)
+    rejected.sort(key=lambda r: (r.get("source", ""), r.get("kind", "")))
+    by_kind = dict(sorted(Counter(r["kind"] for r in rejected).items()))
+    if not kept:
+        _cleanup(plan)
+        reasons = "; ".join(f"{k}: {v}" for k, v in by_kind.items()) or "no inputs"
+        raise NothingUsableError(
+            f"no usable pair in {cfg.source} ({len(rejected)} inputs rejected: {reasons}); nothing was written"
+        )
+    near = _near_duplicates(kept, cfg.near_duplicate_bits)
+    for r in kept:
+        r.pop("_dhash")
+    counts = {s: sum(r["split"] == s for r in kept) for s in SPLITS}
+    _write_jsonl(staging / "manifest.jsonl", kept)
+    _write_jsonl(staging / "rejected.jsonl", rejected)
+    _write_jsonl(staging / "near_duplicates.jsonl", near)
+    manifest_sha = hashlib.sha256((staging / "manifest.jsonl").read_bytes()).hexdigest()
+    meta = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "tool": "pix2pix-pipeline",
+        "tool_version": __version__,
+        "config": cfg.to_dict(for_output=True),
+        "source_kind": plan.kind,
+        "size": cfg.size,
+        "image_format": cfg.image_format,
+        "counts": counts,
+        "total": len(kept),
+        "rejected": {"total": len(rejected), "by_reason": by_kind},
+        "near_duplicates": {"pairs": len(near), "across_splits": sum(n["across_splits"] for n in near)},
+        "manifest_sha256": manifest_sha,
+    }
+    (staging / "dataset.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    from pix2pix.preview import write_preview
+
+    write_preview(staging, kept, staging / "preview.jpg", per_split=cfg.preview_per_split)
+    _publish(staging, out)
+    _cleanup(plan)
+    return BuildSummary(
+        out=str(out),
+        counts=counts,
+        rejected=by_kind,
+        duplicates=by_kind.get("exact duplicate", 0),
+        near_duplicates=len(near),
+        near_duplicates_across_splits=meta["near_duplicates"]["across_splits"],
+        seconds=time.perf_counter() - started if started else 0.0,
+        source_kind=plan.kind,
+    )
+
+
+def _publish(staging: Path, out: Path) -> None:
+    """Put the finished folder at `out` by renames only, so `out` is never half written."""
+    old = None
+    if out.exists():
+        old = _sibling(out, "old")
+        shutil.rmtree(old, ignore_errors=True)
+        out.rename(old)
+    staging.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _cleanup(plan: BuildPlan) -> None:
+    shutil.rmtree(plan.staging, ignore_errors=True)
+    if plan.workdir:
+        shutil.rmtree(plan.workdir, ignore_errors=True)
+
+
+def build_dataset(config: BuildConfig, *, extra_rejected: Sequence[dict] = ()) -> BuildSummary:
+    """Build a whole dataset from `config` (plan → process → finalize); the library entry point."""
+    started = time.perf_counter()
+    plan = plan_build(config)
+    try:
+        records = list(process_items(plan, plan.items, workers=config.workers, progress=config.progress))
+        return finalize_build(plan, records, extra_rejected=extra_rejected, started=started)
+    except BaseException:
+        _cleanup(plan)
+        raise

@@ -425,3 +425,57 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(ds, tmp_path, monkeyp
 def test_absurd_lr_is_caught(ds, tmp_path):
     with pytest.raises(TrainingDivergedError, match="non-finite"):
         train(tiny(lr=1e30, gan_mode="lsgan", beta1=0.0), ds, tmp_path / "run", progress=False)
+
+
+# --------------------------------------------------------------------------- CLI and flow
+
+
+def cli(argv: list[str]) -> int:
+    import argparse
+
+    from pix2pix.train_cli import add_train_parser, run_train
+
+    parser = argparse.ArgumentParser(prog="pix2pix")
+    add_train_parser(parser.add_subparsers(dest="command"))
+    return run_train(parser.parse_args(["train", *argv]))
+
+
+TINY_FLAGS = ["--generator", "unet_128", "--size", "128", "--ngf", "4", "--ndf", "4",
+              "--epochs", "1", "--epochs-decay", "0", "--workers", "0", "--threads", "1",
+              "--no-progress", "--sample-every", "2", "--log-every", "1"]
+
+
+def test_cli_trains_with_dvclive_and_maps_errors(ds, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert cli([str(ds), str(run), *TINY_FLAGS, "--set", "seed=4"]) == 0
+    assert json.loads((run / "config.json").read_text())["seed"] == 4
+    summary = json.loads((run / "dvclive" / "metrics.json").read_text())
+    assert {"G_GAN", "G_L1", "D_real", "D_fake", "lr", "images_per_s"} <= set(summary["train"])
+    assert "val_L1" in summary["epoch"]
+    assert (run / "dvclive" / "plots" / "images" / "samples.png").is_file()
+    assert not (tmp_path / "dvc.yaml").exists()
+    # resume with a changed lr: exit 4, message names the key
+    assert cli([str(ds), str(run), *TINY_FLAGS, "--resume", "--lr", "0.001"]) == 4
+    assert "lr: checkpoint 0.0002, now 0.001" in capsys.readouterr().err
+    # bad config: exit 2, message names the key
+    assert cli([str(ds), str(tmp_path / "x"), *TINY_FLAGS, "--size", "100"]) == 2
+    assert "size:" in capsys.readouterr().err
+    assert cli([str(ds), str(tmp_path / "x"), "--set", "nope=1"]) == 2
+    assert "nope" in capsys.readouterr().err
+
+
+def test_cli_help_has_examples(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and "--preset small" in out and "torchrun" in out
+
+
+def test_flow_task_runs_the_library(ds, tmp_path):
+    pytest.importorskip("prefect")
+    from flows.train import train_task
+
+    summary = train_task.fn(tiny(n_epochs=1, n_epochs_decay=0).to_dict(), str(ds),
+                            str(tmp_path / "run"), True, "stop", False)
+    assert summary["step"] == 3 and (tmp_path / "run" / "generator.pt").is_file()

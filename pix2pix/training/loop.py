@@ -62,6 +62,10 @@ class TrainResult:
     checkpoint: Path | None
     generator: Path
     resumed_from: Path | None = None
+    # The trained networks (bare modules, on the training device) for callers that go on
+    # using them in-process; everything durable is in run_dir.
+    G: nn.Module | None = field(default=None, repr=False)
+    D: nn.Module | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -510,7 +514,7 @@ def train(
         torch.set_num_threads(threads_before)
     return TrainResult(run_dir=run_dir, step=pos.step, epoch=pos.epoch, metrics=summary,
                        checkpoint=last_ckpt, generator=run_dir / "generator.pt",
-                       resumed_from=resumed_from)
+                       resumed_from=resumed_from, G=G, D=D)
 
 
 def _gather_rng(ctx: distributed.DistContext) -> list[dict[str, Any]]:

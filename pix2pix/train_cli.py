@@ -1,0 +1,190 @@
+"""``pix2pix train``: argument parsing for the training loop (``pix2pix.training.train``).
+
+    pix2pix train data/facades runs/facades --direction BtoA
+    pix2pix train data/demo runs/demo --preset small --resume
+    torchrun --nproc_per_node=2 -m pix2pix.train_cli data/facades runs/ddp
+
+The lead's ``pix2pix/cli.py`` calls ``add_train_parser(subparsers)`` and dispatches to
+``run_train(args)``; ``python -m pix2pix.train_cli`` runs the same parser stand-alone (that is
+what torchrun needs). Heavy imports happen inside ``run_train`` so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+EXAMPLES = """\
+examples:
+  # the paper's recipe (U-Net 256, 70x70 PatchGAN, 100+100 epochs, batch 1)
+  pix2pix train data/facades runs/facades --direction BtoA
+  # the demo: small networks, few epochs (a couple of minutes on a 2-core CPU)
+  pix2pix train data/demo runs/demo --preset small
+  # continue (or extend with --epochs/--epochs-decay) a run; a changed config or dataset stops
+  pix2pix train data/facades runs/facades --direction BtoA --resume
+  # the params.yaml `train` section, with one value overridden
+  pix2pix train data/facades runs/x --params params.yaml --set lr=0.0001
+  # 2 processes (GPUs, or CPU with gloo); batch size is per process
+  torchrun --nproc_per_node=2 -m pix2pix.train_cli data/facades runs/ddp
+
+exit codes: 0 done, 1 other error, 2 bad config, 3 loss became NaN/Inf (last good
+checkpoint kept), 4 checkpoint does not match this run (see --on-mismatch).
+Run folder: checkpoints/ckpt-<step>.pt (last K) + latest.pt, generator.pt (for inference),
+config.json, samples/*.png, history.jsonl, metrics.json, dvclive/ (if dvclive is installed).
+"""
+
+# flag -> (TrainConfig key, type, help). Only flags given on the command line override the
+# preset / params file (their default is SUPPRESS).
+_FLAGS: list[tuple[str, str, Any, str]] = [
+    ("--generator", "generator", str,
+     "unet_128 | unet_256 | unet_512 | resnet_6blocks | resnet_9blocks (default unet_256)"),
+    ("--ngf", "ngf", int, "generator width (default 64)"),
+    ("--ndf", "ndf", int, "discriminator width (default 64)"),
+    ("--norm", "norm", str, "batch | instance | none (default batch)"),
+    ("--d-receptive-field", "d_receptive_field", int, "PatchGAN size: 1, 16, 70, 286 (default 70)"),
+    ("--gan-mode", "gan_mode", str, "vanilla (BCE, the paper) | lsgan"),
+    ("--lambda-l1", "lambda_l1", float, "weight of the L1 term (default 100)"),
+    ("--lr", "lr", float, "Adam learning rate (default 0.0002)"),
+    ("--beta1", "beta1", float, "Adam beta1 (default 0.5)"),
+    ("--epochs", "n_epochs", int, "epochs at the initial lr (default 100)"),
+    ("--epochs-decay", "n_epochs_decay", int, "epochs of linear decay to 0 (default 100)"),
+    ("--batch-size", "batch_size", int, "per process (default 1)"),
+    ("--seed", "seed", int, "seed for init, data order, jitter, dropout (default 0)"),
+    ("--size", "size", int, "training crop = network input side (default 256)"),
+    ("--load-size", "load_size", int, "resize before the random crop (default size*286/256)"),
+    ("--direction", "direction", str, "AtoB (left->right, default) | BtoA"),
+    ("--eval-mode", "eval_mode", str,
+     "G at validation/inference: train (dropout + batch stats, the paper; default) | eval"),
+    ("--workers", "num_workers", int, "DataLoader worker processes (default 2)"),
+    ("--threads", "num_threads", int, "torch CPU threads (default: torch's choice)"),
+    ("--device", "device", str, "auto (CUDA, else CPU; default) | cpu | cuda | cuda:N"),
+    ("--amp", "amp", str, "CUDA autocast: auto (bf16, else fp16 + scaler) | bf16 | fp16 | off"),
+    ("--keep-last", "keep_last", int, "full checkpoints kept (default 3)"),
+    ("--checkpoint-every", "checkpoint_every", int, "also checkpoint every N steps (0: epochs)"),
+    ("--sample-every", "sample_every", int, "sample grid every N steps (default 200, 0: off)"),
+    ("--log-every", "log_every", int, "log losses every N steps (default 10)"),
+    ("--val-every", "val_every", int, "validation L1 every N epochs (default 1, 0: off)"),
+]
+_SWITCHES: list[tuple[str, str, bool, str]] = [
+    ("--no-dropout", "dropout", False, "no dropout in G (the paper has it)"),
+    ("--no-flip", "flip", False, "no random mirroring"),
+    ("--compile", "compile", True, "torch.compile G and D (CUDA; slow start)"),
+    ("--sync-bn", "sync_bn", True, "SyncBatchNorm across processes under torchrun"),
+]
+
+
+def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``train`` subcommand to an ``argparse`` subparsers object and return it."""
+    p = subparsers.add_parser(
+        "train",
+        help="train pix2pix on an A|B dataset",
+        description="Train pix2pix (U-Net G + PatchGAN D, cGAN + 100*L1) on a dataset written "
+        "by `pix2pix build`. Defaults are the paper's; values come from --preset, then "
+        "--params, then --set, then the flags below. See docs/training.md.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_arguments(p)
+    return p
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET", help="dataset folder (with manifest.jsonl)")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="output folder of this run")
+    p.add_argument("--preset", default="paper", choices=["paper", "small"],
+                   help="paper (default) or small (demo: ngf=ndf=16, 12 epochs)")
+    p.add_argument("--params", metavar="YAML", help="read the config from a params.yaml")
+    p.add_argument("--params-section", default="train", metavar="NAME",
+                   help="section of --params to read (default: train)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="set any config key (YAML value), repeatable")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
+                   help="continue from RUN_DIR/checkpoints/latest.pt (or CKPT) if present")
+    p.add_argument("--on-mismatch", choices=["stop", "fresh"], default="stop",
+                   help="when the checkpoint's config/dataset differs: stop (default) or "
+                   "start fresh (discards RUN_DIR/checkpoints)")
+    p.add_argument("--no-dvclive", action="store_true", help="do not log with DVCLive")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("training config (override preset / params)")
+    for flag, key, typ, text in _FLAGS:
+        g.add_argument(flag, dest=f"cfg_{key}", type=typ, default=argparse.SUPPRESS,
+                       metavar=flag[2:].upper().replace("-", "_"), help=text)
+    for flag, key, value, text in _SWITCHES:
+        g.add_argument(flag, dest=f"cfg_{key}", action="store_const", const=value,
+                       default=argparse.SUPPRESS, help=text)
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """The ``TrainConfig`` the arguments describe (preset < params file < --set < flags)."""
+    import yaml
+
+    from pix2pix.errors import ConfigError
+    from pix2pix.training.config import TrainConfig, load_train_config
+
+    values: dict[str, Any] = {}
+    for item in args.set:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set: expected KEY=VALUE, got {item!r}")
+        values[key.strip()] = yaml.safe_load(raw)
+    values.update({k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")})
+    if args.params:
+        return load_train_config(args.params, section=args.params_section, preset=args.preset,
+                                 overrides=values)
+    return TrainConfig.from_dict(values, preset=args.preset)
+
+
+def _callbacks(args: argparse.Namespace) -> list[Any]:
+    if args.no_dvclive:
+        return []
+    try:
+        import dvclive  # noqa: F401
+
+        from flows.dvclive_logger import DVCLiveCallback
+    except ImportError:
+        print("[train] dvclive not installed: metrics go to RUN_DIR/history.jsonl only",
+              file=sys.stderr)
+        return []
+    from pathlib import Path
+
+    return [DVCLiveCallback(Path(args.run_dir) / "dvclive")]
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Run ``pix2pix train``; returns the exit code (errors are printed, not raised)."""
+    from pix2pix.errors import ConfigError, Pix2PixError
+    from pix2pix.training import ResumeMismatchError, TrainingDivergedError, train
+
+    try:
+        config = build_config(args)
+        train(config, args.dataset, args.run_dir, callbacks=_callbacks(args),
+              resume=args.resume, on_mismatch=args.on_mismatch, progress=not args.no_progress)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDivergedError as e:
+        print(f"error: training diverged: {e}", file=sys.stderr)
+        return 3
+    except ResumeMismatchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 4
+    except Pix2PixError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pix2pix.train_cli",
+        description="Train pix2pix (stand-alone form of `pix2pix train`, e.g. for torchrun).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_arguments(parser)
+    return run_train(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -17,9 +17,9 @@ from pix2pix.ops import FIT_POLICIES, OPS
 SOURCE_TYPES = ("auto", "folder", "paired", "ab", "archive")
 SPLITS = ("train", "val", "test")
 IMAGE_FORMATS = ("jpg", "png")
-# Keys that change how a build runs but never what it writes; left out of dataset.json so the
-# output is byte-identical whatever their values.
-EXECUTION_KEYS = ("workers", "overwrite", "progress")
+# Keys that change how or where a build runs but never what it writes; left out of dataset.json
+# so the output is byte-identical whatever their values (and wherever it is written).
+EXECUTION_KEYS = ("out", "workers", "overwrite", "progress")
 
 
 def _color(key: str, value: Any) -> tuple[int, int, int]:

@@ -24,6 +24,8 @@ IMAGE_SUFFIXES = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif",
 )
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Bookkeeping files our own downloader leaves beside images; not inputs, not worth a report.
+_BOOKKEEPING = (".sha256", ".part")
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ def list_files(root: Path) -> list[str]:
         rel = p.relative_to(root)
         if any(part.startswith(".") or part == "__MACOSX" for part in rel.parts):
             continue
-        if p.is_file():
+        if p.is_file() and not p.name.endswith(_BOOKKEEPING):
             out.append(rel.as_posix())
     return sorted(out)
 

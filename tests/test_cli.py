@@ -1,0 +1,77 @@
+"""The `pix2pix` command: exit codes, messages, --help, and a fast start."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from imgutil import noise, save
+
+from pix2pix.cli import main, make_parser
+
+
+def test_build_then_inspect_then_tamper(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "src"
+    for i in range(5):
+        save(src / f"p{i}.jpg", noise(80, 100, i), quality=95)
+    (src / "notes.txt").write_text("not a photo")
+    out = tmp_path / "ds"
+    assert main(["build", str(src), str(out), "--size", "64", "--op", "grayscale", "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert f"dataset: {out}" in printed and "pairs: 5" in printed and "rejected: 1 (not an image: 1)" in printed
+
+    assert main(["inspect", str(out)]) == 0
+    assert "pairs: 5" in capsys.readouterr().out
+
+    rec = json.loads((out / "manifest.jsonl").read_text().splitlines()[2])
+    path = out / rec["path"]
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    save(out / "train" / "stray.jpg", noise(64, 100, 9))
+    assert main(["inspect", str(out)]) == 1
+    report = capsys.readouterr().out
+    assert f"{rec['path']}: sha256" in report
+    assert "train/stray.jpg: 100x64 is not an A|B pair" in report
+    assert "train/stray.jpg: image not listed in manifest.jsonl" in report
+
+
+def test_build_errors_exit_1_with_message(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "x.jpg").write_bytes(b"")
+    assert main(["build", str(src), str(tmp_path / "o"), "--no-progress"]) == 1
+    assert "error: no usable pair" in capsys.readouterr().err
+    assert main(["build", str(tmp_path / "nope"), str(tmp_path / "o")]) == 1
+    assert "nope: source does not exist" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["build", str(src), str(tmp_path / "o"), "--fit", "zoom"])
+    assert exc.value.code == 2
+
+
+def test_every_command_help_has_examples(capsys) -> None:
+    parser = make_parser()
+    commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001 - introspecting argparse
+    assert {"build", "inspect", "samples"} <= set(commands)
+    for name in commands:
+        with pytest.raises(SystemExit):
+            main([name, "--help"])
+        text = capsys.readouterr().out
+        assert "examples:" in text and f"pix2pix {name}" in text
+
+
+def test_cli_starts_without_importing_torch() -> None:
+    code = (
+        "import sys; from pix2pix.cli import make_parser; make_parser(); "
+        "print(sorted(m for m in ('torch', 'prefect', 'dvc') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_samples_command_writes_real_photos(tmp_path: Path) -> None:
+    assert main(["samples", str(tmp_path / "s")]) == 0
+    jpgs = sorted(p.name for p in (tmp_path / "s").glob("*.jpg"))
+    assert len(jpgs) == 12 and "chelsea.jpg" in jpgs
+    assert "CC0" in (tmp_path / "s" / "LICENSES.txt").read_text()

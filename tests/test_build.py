@@ -345,7 +345,7 @@ def test_killed_build_leaves_no_half_dataset(tmp_path: Path) -> None:
     src = tmp_path / "src"
     base = noise(600, 600, 0).copy()
     for i in range(150):
-        base[:32, :32] = np.random.default_rng(i).integers(0, 256, (32, 32, 3))  # no two alike, so none is dropped as a duplicate
+        base[:32, :32] = np.random.default_rng(i).integers(0, 256, (32, 32, 3))  # none is a duplicate
         save(src / f"{i:03d}.jpg", base, quality=95)
     out = tmp_path / "out"
     old = tmp_path / "old"

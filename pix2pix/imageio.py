@@ -41,7 +41,10 @@ def _to_rgb(im: Image.Image, background: tuple[int, int, int] = WHITE) -> Image.
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
         # 16-bit data: convert("RGB") would clip everything above 255 to white.
         a = np.asarray(im, dtype=np.float64)
-        a = np.clip(a / 257.0, 0, 255) if a.max(initial=0) > 255 else np.clip(a, 0, 255)
+        # An I;16 mode says the range is 0..65535 even when a dark image never exceeds 255;
+        # only 32-bit "I" has no declared range, so there the values decide.
+        sixteen_bit = mode != "I" or a.max(initial=0) > 255
+        a = np.clip(a / 257.0, 0, 255) if sixteen_bit else np.clip(a, 0, 255)
         return Image.fromarray(np.rint(a).astype(np.uint8), "L").convert("RGB")
     if mode == "F":
         a = np.asarray(im, dtype=np.float64)
@@ -76,6 +79,10 @@ def open_image(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
         head = data[:64]
         kind = "a text file" if _looks_like_text(head) else "not a recognised image format"
         raise ImageRejected(f"not an image ({kind})", "not an image") from exc
+    except OSError as exc:
+        # Plugins read the headers inside Image.open: a file cut short there ("Truncated File
+        # Read") or with a broken header raises OSError here, not at load().
+        raise _decode_error(exc, None) from exc
     w, h = im.size
     if w * h > max_pixels:
         raise ImageRejected(
@@ -86,6 +93,13 @@ def open_image(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
     if w < 1 or h < 1:
         raise ImageRejected(f"image has no pixels ({w}x{h})", "corrupt")
     return im
+
+
+def _decode_error(exc: OSError, fmt: str | None) -> ImageRejected:
+    msg = str(exc)
+    if "truncated" in msg.lower():
+        return ImageRejected(f"truncated {fmt or 'image'} file (re-download or re-export it)", "truncated")
+    return ImageRejected(f"corrupt {fmt or 'image'} file ({msg})", "corrupt")
 
 
 def _looks_like_text(head: bytes) -> bool:
@@ -120,12 +134,7 @@ def load_rgb(
     except Image.DecompressionBombError as exc:
         raise ImageRejected(f"over the pixel limit ({exc})", "over the pixel limit") from exc
     except OSError as exc:
-        msg = str(exc)
-        if "truncated" in msg.lower():
-            raise ImageRejected(
-                f"truncated {im.format or 'image'} file (re-download or re-export it)", "truncated"
-            ) from exc
-        raise ImageRejected(f"corrupt {im.format or 'image'} file ({msg})", "corrupt") from exc
+        raise _decode_error(exc, im.format) from exc
     except (ValueError, SyntaxError, IndexError, TypeError) as exc:
         raise ImageRejected(f"corrupt {im.format or 'image'} file ({exc})", "corrupt") from exc
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:

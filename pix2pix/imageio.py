@@ -68,6 +68,10 @@ def open_image(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) 
     """
     if not data:
         raise ImageRejected("empty file (0 bytes)", "empty file")
+    if Image.MAX_IMAGE_PIXELS is not None and max_pixels > Image.MAX_IMAGE_PIXELS:
+        # Pillow refuses images over 2x its own limit inside Image.open, before our check could
+        # accept them; a user who raised --max-pixels asked for exactly those. Only ever raised.
+        Image.MAX_IMAGE_PIXELS = max_pixels
     try:
         with warnings.catch_warnings():
             # Our own limit applies below; Pillow's bomb warning would only be noise.

@@ -1,0 +1,104 @@
+"""Dataset-build throughput against the practical floor, measured side by side in one run.
+
+    .venv/bin/python bench/bench_build.py [--n 300] [--width 2000] [--height 1500]
+
+Makes N large JPEGs from the demo photos (cached under /tmp), then times:
+- the floor: decode at reduced DCT scale + encode a 512×256 JPEG + write, nothing else,
+  on 2 processes (what any builder must pay);
+- `build_dataset` (inpainting pairs, 256×256) with 1 and 2 workers, end to end (scan, decode,
+  crop/resize, make A, encode, hash, write, manifest, preview, atomic rename).
+Prints images/s and the ratio to the floor. Not a test: numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from pix2pix.build import build_dataset  # noqa: E402
+from pix2pix.config import BuildConfig  # noqa: E402
+from pix2pix.samples import write_samples  # noqa: E402
+
+
+def make_inputs(dest: Path, n: int, width: int, height: int) -> list[Path]:
+    marker = dest / f".done-{n}-{width}x{height}"
+    if marker.exists():
+        return sorted(dest.glob("*.jpg"))
+    shutil.rmtree(dest, ignore_errors=True)
+    photos = write_samples(dest.parent / "bench-samples")
+    bases = [np.asarray(Image.open(p).convert("RGB").resize((width, height), Image.Resampling.BICUBIC)) for p in photos]
+    dest.mkdir(parents=True)
+    for i in range(n):
+        img = bases[i % len(bases)].copy()
+        img[:64, :64] = np.random.default_rng(i).integers(0, 256, (64, 64, 3))  # every file unique
+        Image.fromarray(img).save(dest / f"{i:04d}.jpg", "JPEG", quality=90)
+    marker.touch()
+    return sorted(dest.glob("*.jpg"))
+
+
+def _floor_one(job: tuple[str, str]) -> int:
+    src, out = job
+    im = Image.open(io.BytesIO(Path(src).read_bytes()))
+    im.draft("RGB", (512, 512))
+    arr = np.asarray(im)[:256, :512]
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(arr)).save(buf, "JPEG", quality=95)
+    Path(out).write_bytes(buf.getvalue())
+    return len(buf.getvalue())
+
+
+def floor(files: list[Path], out: Path, workers: int) -> float:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    jobs = [(str(f), str(out / f.name)) for f in files]
+    t = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(workers) as pool:
+        for _ in pool.imap(_floor_one, jobs, chunksize=8):
+            pass
+    return len(files) / (time.perf_counter() - t)
+
+
+def ours(files: list[Path], src: Path, out: Path, workers: int) -> float:
+    t = time.perf_counter()
+    summary = build_dataset(BuildConfig(source=str(src), out=str(out), op="inpaint", workers=workers,
+                                        overwrite=True, progress=False))
+    assert summary.total == len(files), summary.describe()
+    return len(files) / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--width", type=int, default=2000)
+    ap.add_argument("--height", type=int, default=1500)
+    ap.add_argument("--work", default="/tmp/pix2pix-bench")
+    args = ap.parse_args()
+    work = Path(args.work)
+    src = work / "large"
+    files = make_inputs(src, args.n, args.width, args.height)
+    print(f"{len(files)} JPEGs of {args.width}x{args.height} -> 256x256 inpainting pairs, "
+          f"{multiprocessing.cpu_count()} CPUs")
+    floor(files[:20], work / "floor", 2)  # warm the page cache and the imports
+    f2 = floor(files, work / "floor", 2)
+    o1 = ours(files, src, work / "out1", 1)
+    o2 = ours(files, src, work / "out2", 2)
+    f1 = floor(files, work / "floor", 1)
+    print(f"{'':34}{'img/s':>8}{'vs floor':>10}")
+    print(f"{'floor, 1 process':34}{f1:8.1f}{1.0:10.2f}")
+    print(f"{'pix2pix build --workers 1':34}{o1:8.1f}{o1 / f1:10.2f}")
+    print(f"{'floor, 2 processes':34}{f2:8.1f}{1.0:10.2f}")
+    print(f"{'pix2pix build --workers 2':34}{o2:8.1f}{o2 / f2:10.2f}")
+
+
+if __name__ == "__main__":
+    main()

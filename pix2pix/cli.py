@@ -29,6 +29,8 @@ examples:
   pix2pix build my_pairs/ data/mine
   # an official archive, resized to 128 and direction swapped (labels on the left)
   pix2pix build facades.tar.gz data/facades128 --size 128 --swap
+  # settings from the `build:` section of params.yaml (what `dvc repro` runs)
+  pix2pix build data/samples data/dataset --params params.yaml
 
 SOURCE is a folder or a .tar.gz/.tgz/.zip archive of: single images (any depth; A is made
 by --op), A/ + B/ folders, or A|B images (optionally in train/ val/ test/). The kind is
@@ -51,6 +53,34 @@ examples:
 """
 
 
+# flag -> (BuildConfig key, type, choices, help). Defaults live in BuildConfig only; a flag
+# overrides --params only when given (its argparse default is SUPPRESS).
+_BUILD_FLAGS: list[tuple[str, str, type, tuple[str, ...] | None, str]] = [
+    ("--source-type", "source_type", str, ("auto", "folder", "paired", "ab", "archive"), "kind of SOURCE"),
+    ("--op", "op", str, ("inpaint", "edges", "grayscale"), "how A is made from each single photo (inpaint)"),
+    ("--size", "size", int, None, "side of A and B in pixels: 128, 256 (default), 512, 1024"),
+    ("--fit", "fit", str, ("crop", "pad", "stretch"), "non-square images: centre crop (default), letterbox, stretch"),
+    ("--pad-color", "pad_color", str, None, "letterbox colour, R,G,B or #rrggbb (white)"),
+    ("--split", "split", str, None, "train,val,test fractions (0.8,0.1,0.1)"),
+    ("--seed", "seed", int, None, "seed of the split and of random inpainting boxes (0)"),
+    ("--format", "image_format", str, ("jpg", "png"), "output format (jpg, quality 95)"),
+    ("--quality", "quality", int, None, "JPEG quality (95)"),
+    ("--max-pixels", "max_pixels", int, None, "reject larger images (100000000)"),
+    ("--inpaint-fraction", "inpaint_fraction", float, None, "blanked box side / image side (1/3: 1/9 of the area)"),
+    ("--inpaint-fill", "inpaint_fill", str, None, "colour of the blanked box (white)"),
+    ("--inpaint-position", "inpaint_position", str, ("center", "random"),
+     "centred box, or a random place drawn from --seed and the image id"),
+    ("--edge-sigma", "edge_sigma", float, None, "Canny thresholds at median*(1 -/+ sigma) (0.33)"),
+    ("--edge-min-component", "edge_min_component", int, None, "drop edge specks under N pixels (5)"),
+    ("--workers", "workers", int, None, "worker processes; the output is identical for any N (1)"),
+]
+_BUILD_SWITCHES = [
+    ("--resplit", "resplit", "ignore train/val/test folders of the source and split by hash"),
+    ("--swap", "swap", "swap A and B (write B|A)"),
+    ("--overwrite", "overwrite", "replace OUT if it exists"),
+]
+
+
 def _add_build(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "build",
@@ -59,46 +89,49 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
         epilog=BUILD_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("source", help="folder or archive of images")
-    p.add_argument("out", help="output dataset folder (written atomically)")
-    p.add_argument("--source-type", default="auto", choices=["auto", "folder", "paired", "ab", "archive"])
-    p.add_argument("--op", default="inpaint", choices=["inpaint", "edges", "grayscale"],
-                   help="how A is made from each single photo (default: inpaint)")
-    p.add_argument("--size", type=int, default=256, help="side of A and B in pixels (128, 256, 512, 1024)")
-    p.add_argument("--fit", default="crop", choices=["crop", "pad", "stretch"],
-                   help="non-square images: centre crop (default), letterbox, or stretch")
-    p.add_argument("--pad-color", default="255,255,255", help="letterbox colour, R,G,B or #rrggbb")
-    p.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions (default 0.8,0.1,0.1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the split and of random inpainting boxes")
-    p.add_argument("--resplit", action="store_true", help="ignore train/val/test folders of the source")
-    p.add_argument("--swap", action="store_true", help="swap A and B (write B|A)")
-    p.add_argument("--format", dest="image_format", default="jpg", choices=["jpg", "png"])
-    p.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
-    p.add_argument("--max-pixels", type=int, default=100_000_000, help="reject larger images (default 100 MP)")
-    p.add_argument("--inpaint-fraction", type=float, default=1 / 3,
-                   help="side of the blanked box as a fraction of each side (default 1/3: 1/9 of the area)")
-    p.add_argument("--inpaint-fill", default="255,255,255", help="colour of the blanked box")
-    p.add_argument("--inpaint-position", default="center", choices=["center", "random"],
-                   help="centred box, or a random place drawn from --seed and the image id")
-    p.add_argument("--workers", type=int, default=1, help="worker processes (output is identical for any N)")
-    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    p.add_argument("source", nargs="?", help="folder or archive of images (or `source` in --params)")
+    p.add_argument("out", nargs="?", help="output dataset folder, written atomically (or `out` in --params)")
+    p.add_argument("--params", metavar="YAML", help="read settings from a params.yaml section (flags win)")
+    p.add_argument("--params-section", default="build", metavar="NAME", help="section of --params (build)")
+    for flag, key, typ, choices, text in _BUILD_FLAGS:
+        metavar = None if choices else flag[2:].upper().replace("-", "_")
+        p.add_argument(flag, dest=f"cfg_{key}", type=typ, choices=choices, default=argparse.SUPPRESS,
+                       metavar=metavar, help=text)
+    for flag, key, text in _BUILD_SWITCHES:
+        p.add_argument(flag, dest=f"cfg_{key}", action="store_true", default=argparse.SUPPRESS, help=text)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_run_build)
+
+
+def load_params_section(path: str, section: str) -> dict:
+    """One section of a params.yaml as a dict; a clear error if the file or section is missing."""
+    import yaml
+
+    from pix2pix.errors import ConfigError
+
+    try:
+        data = yaml.safe_load(open(path, encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"--params {path}: cannot read ({exc.strerror})") from exc
+    if not isinstance(data.get(section), dict):
+        raise ConfigError(f"--params {path}: no `{section}:` section (found: {', '.join(data) or 'nothing'})")
+    return dict(data[section])
 
 
 def _run_build(args: argparse.Namespace) -> int:
     from pix2pix.build import build_dataset
     from pix2pix.config import BuildConfig
+    from pix2pix.errors import ConfigError
 
-    cfg = BuildConfig(
-        source=args.source, out=args.out, source_type=args.source_type, op=args.op, size=args.size,
-        fit=args.fit, pad_color=args.pad_color, split=args.split, seed=args.seed, resplit=args.resplit,
-        swap=args.swap, image_format=args.image_format, quality=args.quality, max_pixels=args.max_pixels,
-        inpaint_fraction=args.inpaint_fraction, inpaint_fill=args.inpaint_fill,
-        inpaint_position=args.inpaint_position, workers=args.workers, overwrite=args.overwrite,
-        progress=not args.no_progress and sys.stderr.isatty(),
-    )
-    summary = build_dataset(cfg)
+    values = load_params_section(args.params, args.params_section) if args.params else {}
+    values.update({k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")})
+    for key in ("source", "out"):
+        if getattr(args, key):
+            values[key] = getattr(args, key)
+        elif key not in values:
+            raise ConfigError(f"{key.upper()} is missing: give it on the command line or as `{key}` in --params")
+    values["progress"] = not args.no_progress and sys.stderr.isatty()
+    summary = build_dataset(BuildConfig.from_dict(values))
     print(summary.describe())
     return 0
 

@@ -75,3 +75,23 @@ def test_samples_command_writes_real_photos(tmp_path: Path) -> None:
     jpgs = sorted(p.name for p in (tmp_path / "s").glob("*.jpg"))
     assert len(jpgs) == 12 and "chelsea.jpg" in jpgs
     assert "CC0" in (tmp_path / "s" / "LICENSES.txt").read_text()
+
+
+def test_build_reads_params_yaml_and_flags_win(tmp_path: Path, capsys) -> None:
+    src = tmp_path / "src"
+    for i in range(3):
+        save(src / f"p{i}.jpg", noise(50, 50, i), quality=95)
+    params = tmp_path / "params.yaml"
+    params.write_text(
+        f"build:\n  source: {src}\n  out: {tmp_path / 'ds'}\n  op: edges\n  size: 32\n  split: [1.0, 0.0, 0.0]\n"
+    )
+    assert main(["build", "--params", str(params), "--size", "48", "--no-progress"]) == 0
+    meta = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    assert (meta["config"]["op"], meta["size"], meta["counts"]["train"]) == ("edges", 48, 3)
+
+    params.write_text("train: {}\n")
+    assert main(["build", "--params", str(params)]) == 1
+    assert "no `build:` section" in capsys.readouterr().err
+    params.write_text("build:\n  sise: 3\n")
+    assert main(["build", str(src), str(tmp_path / "x"), "--params", str(params)]) == 1
+    assert "unknown build setting(s) sise" in capsys.readouterr().err

@@ -132,7 +132,8 @@ def load_rgb(
         if min_size is not None and im.format == "JPEG":
             im.draft("RGB", min_size)
         im.load()
-        im = ImageOps.exif_transpose(im)
+        if im.getexif().get(0x0112, 1) != 1:  # exif_transpose copies even when nothing to do
+            im = ImageOps.exif_transpose(im)
         im = _to_rgb(im)
         arr = np.asarray(im)
     except Image.DecompressionBombError as exc:

@@ -344,7 +344,8 @@ def test_generator_file_rebuilds_the_model(ds, tmp_path):
 def test_seeded_runs_are_identical_and_workers_do_not_matter(ds, tmp_path):
     cfg = tiny(n_epochs=1, n_epochs_decay=1)
     train(cfg, ds, tmp_path / "a", progress=False)
-    train(TrainConfig.from_dict({**cfg.to_dict(), "num_workers": 2}), ds, tmp_path / "b",
+    disk = {"num_workers": 2, "in_memory_mb": 0}  # 2 worker processes reading from disk
+    train(TrainConfig.from_dict({**cfg.to_dict(), **disk}), ds, tmp_path / "b",
           progress=False)
     a, b = weights(tmp_path / "a"), weights(tmp_path / "b")
     assert state_equal(a["G"], b["G"]) == [] and state_equal(a["D"], b["D"]) == []

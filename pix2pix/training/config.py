@@ -144,7 +144,6 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ndf": 16,
         "n_epochs": 8,
         "n_epochs_decay": 4,
-        "num_workers": 1,
         "sample_every": 50,
         "log_every": 5,
     },

@@ -259,7 +259,8 @@ def seed_worker(worker_id: int) -> None:
 
     Jitter does not use these generators (it is keyed on (seed, epoch, index)); seeding them
     keeps any other randomness in a worker reproducible. One OpenCV thread per worker: the
-    workers are the parallelism.
+    workers are the parallelism. (Safe only in a fresh process: the training loop starts its
+    workers with "forkserver", never by forking a process whose thread pools run.)
     """
     s = torch.initial_seed() % 2**32
     np.random.seed(s)

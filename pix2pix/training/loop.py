@@ -288,9 +288,14 @@ def train(
         train=False)
     preview = [preview_ds[i] for i in range(min(cfg.num_samples, len(preview_ds)))]
     sampler = EpochSampler(len(train_ds), seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size)
+    # A dataset held in memory is served by this process (jitter alone is ~1 ms a pair; workers
+    # would each get a copy). From disk, workers start from a fresh process ("forkserver"):
+    # forking a process whose OpenCV/OpenMP thread pools are running can deadlock the child.
+    workers = 0 if train_ds.in_memory else cfg.num_workers
     loader = DataLoader(
-        train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=cfg.num_workers,
-        worker_init_fn=seed_worker, persistent_workers=cfg.num_workers > 0,
+        train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
+        worker_init_fn=seed_worker, persistent_workers=workers > 0,
+        multiprocessing_context="forkserver" if workers > 0 else None,
         # Its own generator: the loader must not draw from the global RNG (dropout's).
         generator=torch.Generator().manual_seed(cfg.seed), pin_memory=device.type == "cuda",
     )
@@ -358,7 +363,8 @@ def train(
                 cb.on_start({"resumed": resumed_from is not None, "step": pos.step,
                              "epoch": pos.epoch, "run_dir": str(run_dir)})
         log(f"{len(train_ds)} train / {len(val_ds)} val pairs"
-            f"{' (in memory)' if train_ds.in_memory else ''}; device {device}"
+            f"{' (in memory)' if train_ds.in_memory else f', {workers} loader workers'}; "
+            f"device {device}"
             f"{f' x{ctx.world_size} processes' if ctx.enabled else ''}; "
             f"{steps_per_epoch} steps/epoch, epochs {pos.epoch}->{cfg.total_epochs}")
 

@@ -1,0 +1,83 @@
+"""Serve the pipeline's deployments from this process until Ctrl-C (what `pix2pix serve` runs).
+
+    prefect server start --host 127.0.0.1 --port 4200 &
+    export PREFECT_API_URL=http://127.0.0.1:4200/api
+    PREFECT_RUNNER_POLL_FREQUENCY=1 python -m flows.serve
+    prefect deployment run 'build-dataset/default' --param source=data/samples --param out=data/demo --watch
+
+Deployments: `build-dataset/default` (give `source` and `out`), one `build-dataset/<name>` per
+named dataset (`source` preset, `out` = data/<name>; a mirror via $PIX2PIX_DATASETS_URL or the
+`base_url` parameter) and `train/default` when the training flow is importable. Relative paths
+in parameters are relative to the directory this process runs in. Details: docs/flows.md.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from prefect.deployments.runner import EntrypointType
+
+from flows.build_dataset import build_dataset_flow
+from pix2pix.datasets_catalog import NAMED_DATASETS
+
+
+def build_deployments() -> list[Any]:
+    """`build-dataset/default` plus one deployment per named dataset, with `source` preset."""
+    # Module entrypoints: a run loads `flows.build_dataset` by import, whatever the working directory.
+    kw = dict(entrypoint_type=EntrypointType.MODULE_PATH, tags=["pix2pix", "dataset"])
+    deployments = [build_dataset_flow.to_deployment(
+        name="default", description="Build an A|B dataset: give `source` (folder, archive, named dataset, "
+        "archive URL or URL list) and `out`.", **kw)]
+    for name, entry in NAMED_DATASETS.items():
+        note = f" Needs accept_licence=true: {entry.licence}" if entry.licence else ""
+        deployments.append(build_dataset_flow.to_deployment(
+            name=name, parameters={"source": name, "out": f"data/{name}"},
+            description=f"{entry.description} A = {entry.a}, B = {entry.b}; the paper trains "
+            f"{entry.natural_direction} (~{entry.approx_size} download).{note}", **kw))
+    return deployments
+
+
+def train_deployments() -> list[Any]:
+    """`train/default` when `flows.train` exposes the `train` flow (it needs the `train` extra)."""
+    try:
+        from flows.train import train
+    except ImportError as exc:
+        print(f"not serving train/default: flows.train does not import ({exc})", file=sys.stderr)
+        return []
+    if getattr(train, "name", None) != "train":
+        return []
+    return [train.to_deployment(name="default", entrypoint_type=EntrypointType.MODULE_PATH,
+                                tags=["pix2pix", "train"], description="Train pix2pix on an A|B dataset.")]
+
+
+def serve_all(*, limit: int | None = None, include_train: bool = True) -> int:
+    """Serve every deployment until interrupted; 2 when no Prefect server is configured."""
+    from prefect import serve
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        # Without a server, serve would start a private temporary one that nothing else can reach.
+        print("error: PREFECT_API_URL is not set. Start a server and point at it:\n"
+              "  prefect server start --host 127.0.0.1 --port 4200\n"
+              "  export PREFECT_API_URL=http://127.0.0.1:4200/api", file=sys.stderr)
+        return 2
+    deployments = build_deployments() + (train_deployments() if include_train else [])
+    serve(*deployments, limit=limit)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m flows.serve [--limit N] [--no-train]`."""
+    import argparse
+
+    from pix2pix.serve_cli import add_serve_arguments, run_serve
+
+    p = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_serve_arguments(p)
+    return run_serve(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""The build-dataset flow: tasks through `.fn()`, source resolution, and real flow runs.
+
+Real runs use one Prefect test harness for the whole session (prefect_fixtures.prefect_harness),
+images made here, and local HTTP servers (tests/httpfault.py) for downloads: nothing leaves
+127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from httpfault import FaultServer, Serve, Status
+from PIL import Image
+from prefect_fixtures import prefect_harness  # noqa: F401 - session fixture, used by name below
+
+from flows import build_dataset as bd
+from flows.sources import ResolvedSource, fetch_url_list, is_transient, resolve_source
+from pix2pix.build import build_dataset
+from pix2pix.config import BuildConfig
+from pix2pix.download import DownloadError, LicenceNotAcceptedError
+from pix2pix.errors import ConfigError, SourceError
+
+harness = pytest.mark.usefixtures("prefect_harness")
+
+
+# --- data made on the spot ---------------------------------------------------------------------
+
+
+def _image(seed: int, w: int, h: int) -> np.ndarray:
+    """A smooth random colour field with a rectangle: distinct per seed, cheap to decode."""
+    rng = np.random.default_rng(seed)
+    coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+    img = np.asarray(Image.fromarray(coarse).resize((w, h), Image.BILINEAR)).copy()
+    x, y = rng.integers(0, w // 2), rng.integers(0, h // 2)
+    img[y : y + h // 4, x : x + w // 4] = rng.integers(0, 256, 3, dtype=np.uint8)
+    return img
+
+
+def _jpeg_bytes(img: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+def make_photos(folder: Path, n: int, *, seed: int = 0) -> Path:
+    """`n` 320x240 JPEG photos, plus one truncated JPEG and one text file the build must reject."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (folder / f"photo{i:02d}.jpg").write_bytes(_jpeg_bytes(_image(seed + i, 320, 240)))
+    (folder / "broken.jpg").write_bytes(_jpeg_bytes(_image(999, 320, 240))[:600])
+    (folder / "notes.md").write_text("not a photo\n")
+    return folder
+
+
+def official_archive(name: str, splits: dict[str, int]) -> bytes:
+    """A .tar.gz in the official layout: `<name>/<split>/<k>.jpg`, 512x256 A|B JPEGs."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for s, count in splits.items():
+            for k in range(1, count + 1):
+                data = _jpeg_bytes(_image(hash((s, k)) % 10_000, 512, 256))
+                info = tarfile.TarInfo(f"{name}/{s}/{k}.jpg")
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def _artifacts_of(flow_run_id) -> dict[str, object]:
+    """The artifacts a flow run created, by type (progress, markdown, table)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {a.type: a for a in arts}
+
+
+def _logs_of(flow_run_id, wait_for: str, timeout: float = 15.0) -> list[str]:
+    """Log messages of a flow run; polls until one contains `wait_for` (logs reach the API in batches)."""
+    import time
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while True:
+            logs = [lg.message for lg in client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))]
+            if any(wait_for in m for m in logs) or time.monotonic() > deadline:
+                return logs
+            time.sleep(0.5)
+
+
+# --- source resolution (plain functions, no Prefect) -------------------------------------------
+
+
+def test_local_sources_resolve_as_is_and_unknown_ones_are_named(tmp_path: Path) -> None:
+    (tmp_path / "pics").mkdir()
+    res = resolve_source(str(tmp_path / "pics"), tmp_path / "raw")
+    assert (res.path, res.kind, res.extra_rejected) == (str(tmp_path / "pics"), "local", [])
+    with pytest.raises(SourceError, match="named dataset .*facades"):
+        resolve_source("no-such-thing", tmp_path / "raw")
+    with pytest.raises(SourceError, match="must point to a .tar.gz"):
+        resolve_source("http://127.0.0.1:9/photo.jpg", tmp_path / "raw")
+    assert not (tmp_path / "raw").exists()  # nothing downloaded for a bad source
+
+
+def test_only_transient_download_failures_are_retried() -> None:
+    def err(status):
+        return DownloadError("x", url="u", attempts=1, reason="r", status=status)
+
+    assert is_transient(err(None)) and is_transient(err(503)) and is_transient(err(429))
+    assert not is_transient(err(404)) and not is_transient(SourceError("typo"))
+    assert not is_transient(LicenceNotAcceptedError("x", url="u", attempts=0, reason="licence not accepted"))
+
+    from prefect.states import Failed
+
+    assert bd._retry_if_transient(None, None, Failed(data=err(502)))
+    assert not bd._retry_if_transient(None, None, Failed(data=err(404)))
+
+
+def test_url_list_view_holds_only_images_and_failures_become_rejections(tmp_path: Path) -> None:
+    with FaultServer() as srv:
+        urls = [srv.add(f"/img/{i}.jpg", _jpeg_bytes(_image(i, 300, 200))) for i in range(3)]
+        urls.insert(1, srv.url("/img/missing.jpg"))
+        (tmp_path / "my list.txt").write_text("# photos\n" + "\n".join(urls) + "\n")
+        res = fetch_url_list(tmp_path / "my list.txt", tmp_path / "raw")
+        again = resolve_source(str(tmp_path / "my list.txt"), tmp_path / "raw")  # cached: no new GET
+        assert srv.count("/img/0.jpg") == 1
+    view = tmp_path / "raw" / "my_list" / "images"
+    assert res.kind == "url-list" and Path(res.path) == view
+    assert sorted(p.suffix for p in view.iterdir()) == [".jpg"] * 3  # no .sha256 sidecars to reject
+    assert res.downloaded == 3 and again.downloaded == 0
+    [failure] = res.extra_rejected
+    assert failure["source"] == urls[1] and failure["kind"] == "download failed"
+    assert failure["line"] == 3 and "404" in failure["reason"]
+
+
+def test_url_list_with_nothing_downloadable_fails_without_retry(tmp_path: Path) -> None:
+    with FaultServer() as srv:
+        (tmp_path / "urls.txt").write_text(srv.url("/a.jpg") + "\n" + srv.url("/b.jpg") + "\n")
+        with pytest.raises(DownloadError, match="none of its 2 URLs") as info:
+            fetch_url_list(tmp_path / "urls.txt", tmp_path / "raw")
+    assert not is_transient(info.value)
+
+
+# --- tasks through .fn() and pure helpers --------------------------------------------------------
+
+
+def test_tasks_fn_in_chunks_write_the_same_dataset_as_the_library(tmp_path: Path) -> None:
+    src = make_photos(tmp_path / "photos", 7)
+    cfg = BuildConfig(source=str(src), out=str(tmp_path / "flow"), op="edges", progress=False)
+    res = bd.resolve.fn(str(src), str(tmp_path / "raw"), None, False)
+    assert res.kind == "local"
+    plan = bd.plan.fn(cfg)
+    chunks = [plan.items[s : s + 3] for s in range(0, len(plan.items), 3)]
+    records = [r for k, jobs in enumerate(chunks) for r in bd.build_chunk.fn(plan, jobs, 3 * k)]
+    summary = bd.finalize.fn(plan, records, [], 0.0)
+    reference = build_dataset(BuildConfig(source=str(src), out=str(tmp_path / "lib"), op="edges", progress=False))
+    assert summary.counts == reference.counts and summary.total == 7
+    for name in ("manifest.jsonl", "rejected.jsonl", "near_duplicates.jsonl"):
+        assert (tmp_path / "flow" / name).read_bytes() == (tmp_path / "lib" / name).read_bytes(), name
+
+
+def test_artifact_keys_and_dataset_card() -> None:
+    assert bd.artifact_key("data/My_Set v2") == "dataset-my-set-v2"
+    assert bd.artifact_key("data/facades/") == "dataset-facades"
+    summary = {"out": "data/x", "total": 5, "counts": {"train": 4, "val": 1, "test": 0}, "source_kind": "folder",
+               "rejected": {"not an image": 2}, "seconds": 1.5, "near_duplicates": 1,
+               "near_duplicates_across_splits": 1}
+    card = bd.dataset_card(summary, ResolvedSource(path="p", kind="local", origin="p"))
+    assert "| train | 4 |" in card and "| not an image | 2 |" in card and "1 of them across splits" in card
+    assert "data/x/rejected.jsonl" in card
+
+
+def test_bad_parameters_fail_before_any_download() -> None:
+    with pytest.raises(ConfigError, match="op"):
+        bd.build_dataset_flow.fn(source="facades", out="x", op="sharpen")
+    with pytest.raises(ConfigError, match="options: op: set as parameters"):
+        bd.build_dataset_flow.fn(source="facades", out="x", options={"op": "edges"})
+    with pytest.raises(ConfigError, match="one or the other"):
+        bd.chunk_task_runner(1, "tcp://127.0.0.1:8786", True)
+
+
+# --- real flow runs --------------------------------------------------------------------------------
+
+
+@harness
+def test_flow_builds_a_local_folder_with_artifacts_and_rejections(tmp_path: Path) -> None:
+    src = make_photos(tmp_path / "photos", 9)
+    (src / "copy.jpg").write_bytes((src / "photo00.jpg").read_bytes())  # an exact duplicate
+    out = tmp_path / "data" / "Demo_Set"
+    state = bd.build_dataset_flow(str(src), str(out), op="grayscale", workers=2, chunk_size=4, return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    meta = json.loads((out / "dataset.json").read_text())
+    assert summary["counts"] == meta["counts"] and sum(meta["counts"].values()) == 9 == summary["total"]
+    assert len(_jsonl(out / "manifest.jsonl")) == 9
+    assert summary["rejected"] == {"exact duplicate": 1, "not an image": 1, "truncated": 1}
+    rejected = {r["source"]: r["kind"] for r in _jsonl(out / "rejected.jsonl")}
+    # copy.jpg sorts first, so it is the copy kept and photo00.jpg the duplicate
+    assert rejected == {"broken.jpg": "truncated", "notes.md": "not an image", "photo00.jpg": "exact duplicate"}
+    for split, n in meta["counts"].items():
+        assert len(list((out / split).glob("*.jpg"))) == n
+    assert not list(tmp_path.glob("data/.*"))  # no staging left behind
+
+    arts = _artifacts_of(state.state_details.flow_run_id)
+    assert set(arts) == {"progress", "markdown", "table"}
+    assert arts["progress"].key == "dataset-demo-set-progress" and float(arts["progress"].data) == 100.0
+    assert arts["markdown"].key == "dataset-demo-set-card" and "| train |" in arts["markdown"].data
+    assert arts["table"].key == "dataset-demo-set-counts"
+    table = json.loads(arts["table"].data)
+    assert table[-1] == {"split": "total", "pairs": 9}
+    logs = _logs_of(state.state_details.flow_run_id, "rejected notes.md")
+    assert any("rejected broken.jpg: truncated image file" in m for m in logs), logs
+
+
+@harness
+def test_named_dataset_from_a_mirror_builds_end_to_end(tmp_path: Path) -> None:
+    archive = official_archive("facades", {"train": 5, "val": 3})
+    with FaultServer() as srv:
+        srv.add("/mirror/facades.tar.gz", archive)
+        srv.add("/mirror/maps.tar.gz", b"", [Status(404)])
+        summary = bd.build_dataset_flow("facades", str(tmp_path / "facades"), base_url=srv.url("/mirror"),
+                                        raw_dir=str(tmp_path / "raw"), size=128)
+        # A 404 is a permanent answer: the resolve task does not retry it.
+        state = bd.build_dataset_flow("maps", str(tmp_path / "maps"), base_url=srv.url("/mirror"),
+                                      raw_dir=str(tmp_path / "raw"), return_state=True)
+        assert state.is_failed() and srv.count("/mirror/maps.tar.gz") == 1
+    assert summary["source_resolution"] == "named" and summary["source_kind"] == "ab"
+    assert summary["counts"] == {"train": 5, "val": 3, "test": 0}  # the archive's splits are kept
+    assert (tmp_path / "raw" / "facades.tar.gz").read_bytes() == archive
+    manifest = _jsonl(tmp_path / "facades" / "manifest.jsonl")
+    assert {r["op"] for r in manifest} == {"ab"} and {tuple(r["size"]) for r in manifest} == {(256, 128)}
+    assert not (tmp_path / ".facades.extract").exists()
+
+
+@harness
+def test_url_list_with_a_404_rejects_it_and_builds_the_rest(tmp_path: Path) -> None:
+    with FaultServer() as srv:
+        urls = [srv.add(f"/p/{i}.jpg", _jpeg_bytes(_image(50 + i, 300, 300))) for i in range(4)]
+        urls.append(srv.url("/p/gone.jpg"))
+        srv.add("/p/flaky.jpg", _jpeg_bytes(_image(70, 300, 300)), [Status(503), Serve()])
+        urls.append(srv.url("/p/flaky.jpg"))
+        (tmp_path / "urls.csv").write_text("url\n" + "\n".join(urls) + "\n")
+        summary = bd.build_dataset_flow(str(tmp_path / "urls.csv"), str(tmp_path / "out"), op="edges",
+                                        raw_dir=str(tmp_path / "raw"))
+    assert summary["total"] == 5 and summary["download_failures"] == 1
+    assert summary["rejected"] == {"download failed": 1}
+    [rej] = _jsonl(tmp_path / "out" / "rejected.jsonl")
+    assert rej["source"] == urls[4] and rej["kind"] == "download failed" and rej["status"] == 404
+    assert len(_jsonl(tmp_path / "out" / "manifest.jsonl")) == 5
+
+
+@harness
+def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src = make_photos(tmp_path / "photos", 3)
+    assert bd.main([str(src), str(tmp_path / "out"), "--op", "edges", "--option", "quality=90"]) == 0
+    assert "pairs: 3" in capsys.readouterr().out
+    assert json.loads((tmp_path / "out" / "dataset.json").read_text())["config"]["quality"] == 90
+    assert bd.main([str(src), str(tmp_path / "out")]) == 1  # exists, no --overwrite
+    assert "already exists" in capsys.readouterr().err
+    assert bd.main([str(src), str(tmp_path / "o2"), "--option", "novalue"]) == 2
+
+
+@harness
+def test_serve_defines_the_deployments_and_needs_a_server(capsys: pytest.CaptureFixture) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from flows.serve import build_deployments, train_deployments
+    from pix2pix.datasets_catalog import NAMED_DATASETS
+    from pix2pix.serve_cli import run_serve
+
+    deps = {d.name: d for d in build_deployments()}
+    assert set(deps) == {"default", *NAMED_DATASETS}
+    assert deps["facades"].parameters == {"source": "facades", "out": "data/facades"}
+    assert all(d.entrypoint == "flows.build_dataset.build_dataset_flow" for d in deps.values())
+    assert [d.name for d in train_deployments()] == ["default"]
+    import argparse
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        assert run_serve(argparse.Namespace(limit=None, no_train=False)) == 2
+    assert "PREFECT_API_URL is not set" in capsys.readouterr().err
+
+
+@harness
+def test_chunks_run_on_a_local_dask_cluster(tmp_path: Path) -> None:
+    src = make_photos(tmp_path / "photos", 6)
+    summary = bd.build_dataset_flow(str(src), str(tmp_path / "out"), op="edges", chunk_size=2, use_dask_local=True)
+    reference = build_dataset(BuildConfig(source=str(src), out=str(tmp_path / "ref"), op="edges", progress=False))
+    assert summary["counts"] == reference.counts and summary["total"] == 6
+    assert (tmp_path / "out" / "manifest.jsonl").read_bytes() == (tmp_path / "ref" / "manifest.jsonl").read_bytes()

@@ -228,7 +228,7 @@ def build_dataset_flow(
                  source_type=source_type, progress=False)
     clash = sorted(set(options or {}) & set(named))
     if clash:
-        raise ConfigError(f"options: {', '.join(clash)}: set as parameters of their own, not in options")
+        raise ConfigError(f"options: {', '.join(clash)}: set by the flow's own parameters, not in options")
     if chunk_size < 1:
         raise ConfigError(f"chunk_size: expected 1 or more images per task, got {chunk_size!r}")
     # Validate everything before downloading anything.

@@ -92,9 +92,10 @@ def _logs_of(flow_run_id, wait_for: str, timeout: float = 15.0) -> list[str]:
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
     deadline = time.monotonic() + timeout
+    of_run = LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
     with get_client(sync_client=True) as client:
         while True:
-            logs = [lg.message for lg in client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))]
+            logs = [lg.message for lg in client.read_logs(of_run)]
             if any(wait_for in m for m in logs) or time.monotonic() > deadline:
                 return logs
             time.sleep(0.5)
@@ -185,7 +186,7 @@ def test_artifact_keys_and_dataset_card() -> None:
 def test_bad_parameters_fail_before_any_download() -> None:
     with pytest.raises(ConfigError, match="op"):
         bd.build_dataset_flow.fn(source="facades", out="x", op="sharpen")
-    with pytest.raises(ConfigError, match="options: op: set as parameters"):
+    with pytest.raises(ConfigError, match="options: op: set by the flow's own parameters"):
         bd.build_dataset_flow.fn(source="facades", out="x", options={"op": "edges"})
     with pytest.raises(ConfigError, match="one or the other"):
         bd.chunk_task_runner(1, "tcp://127.0.0.1:8786", True)

@@ -188,12 +188,9 @@ def make_parser() -> argparse.ArgumentParser:
     _add_build(sub)
     _add_inspect(sub)
     _add_samples(sub)
-    try:
-        from pix2pix.train_cli import add_train_parser
-    except ImportError:  # the training extra is optional; build/inspect work without torch
-        pass
-    else:
-        add_train_parser(sub)
+    from pix2pix.train_cli import add_train_parser, run_train  # no torch import until it runs
+
+    add_train_parser(sub).set_defaults(func=run_train)
     return parser
 
 

@@ -24,8 +24,10 @@ IMAGE_SUFFIXES = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif",
 )
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-# Bookkeeping files our own downloader leaves beside images; not inputs, not worth a report.
-_BOOKKEEPING = (".sha256", ".part")
+# Bookkeeping files (our downloader's checksums and partial files, licence notes, OS litter)
+# are not inputs and not worth a rejection report; anything else that is not an image is.
+_BOOKKEEPING_SUFFIXES = (".sha256", ".part")
+_BOOKKEEPING_NAMES = re.compile(r"^(licen[cs]es?|readme|copying)(\.\w+)?$|^(\.ds_store|thumbs\.db|desktop\.ini)$", re.I)
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ def list_files(root: Path) -> list[str]:
         rel = p.relative_to(root)
         if any(part.startswith(".") or part == "__MACOSX" for part in rel.parts):
             continue
-        if p.is_file() and not p.name.endswith(_BOOKKEEPING):
+        if p.is_file() and not (p.name.endswith(_BOOKKEEPING_SUFFIXES) or _BOOKKEEPING_NAMES.match(p.name)):
             out.append(rel.as_posix())
     return sorted(out)
 

@@ -34,6 +34,8 @@ def folder(tmp_path: Path) -> Path:
     for i in range(6):
         save(src / f"img{i}.jpg", noise(90, 120, i), quality=95)
     save(src / "sub" / "deep" / "nested.png", noise(100, 100, 99))
+    (src / "LICENSE.txt").write_text("CC0")  # bookkeeping: neither an input nor a rejection
+    (src / "img0.jpg.sha256").write_text("0" * 64)
     return src
 
 
@@ -55,6 +57,7 @@ def test_folder_source_any_depth_sorted_and_inspectable(folder: Path, tmp_path: 
     assert meta["counts"] == summary.counts and meta["total"] == 7
     assert meta["config"]["op"] == "inpaint" and "workers" not in meta["config"]
     assert (out / "preview.jpg").stat().st_size > 1000
+    assert rejected(out) == []
     assert inspect_dataset(out).ok
 
 

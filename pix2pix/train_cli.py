@@ -93,7 +93,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", metavar="DATASET", help="dataset folder (with manifest.jsonl)")
     p.add_argument("run_dir", metavar="RUN_DIR", help="output folder of this run")
     p.add_argument("--preset", default="paper", choices=["paper", "small"],
-                   help="paper (default) or small (demo: ngf=ndf=16, 12 epochs)")
+                   help="paper (default) or small (demo: ngf=ndf=16, 40+40 epochs)")
     p.add_argument("--params", metavar="YAML", help="read the config from a params.yaml")
     p.add_argument("--params-section", default="train", metavar="NAME",
                    help="section of --params to read (default: train)")

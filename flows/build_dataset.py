@@ -4,6 +4,7 @@
     python -m flows.build_dataset facades data/facades --base-url http://127.0.0.1:8000/datasets
     python -m flows.build_dataset urls.csv data/mine --workers 2
     python -m flows.build_dataset data/samples data/demo --overwrite --dask-local
+    python -m flows.build_dataset data/samples data/dataset --params params.yaml   # the `build` section
 
 Without a server this starts Prefect's temporary one (set PREFECT_API_URL to use yours) and
 exits non-zero when the flow fails. Served as deployments by ``python -m flows.serve``.
@@ -261,31 +262,35 @@ def build_dataset_flow(
 
 
 def make_parser() -> argparse.ArgumentParser:
-    """Arguments of `python -m flows.build_dataset` (the flow's parameters as flags)."""
+    """Arguments of `python -m flows.build_dataset`: the flow's parameters as flags."""
     p = argparse.ArgumentParser(prog="python -m flows.build_dataset", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("source", help="folder, archive, named dataset (facades, maps, ...), archive URL or URL list")
-    p.add_argument("out", help="output dataset folder (written atomically)")
-    p.add_argument("--op", default="inpaint", help="inpaint, edges or grayscale (single photos only)")
-    p.add_argument("--size", type=int, default=256)
-    p.add_argument("--fit", default="crop", help="crop, pad or stretch")
-    p.add_argument("--split", default="0.8,0.1,0.1", help="train,val,test fractions")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=1, help="threads making pairs (without Dask)")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--swap", action="store_true", help="write B|A")
-    p.add_argument("--resplit", action="store_true", help="ignore train/val/test folders of the source")
-    p.add_argument("--format", dest="image_format", default="jpg", help="jpg or png")
-    p.add_argument("--source-type", default="auto", help="auto, folder, paired, ab or archive")
-    p.add_argument("--option", action="append", default=[], metavar="KEY=JSON",
-                   help="any other build setting, e.g. --option quality=90 (repeatable)")
-    p.add_argument("--base-url", help="mirror of the named datasets (default: $PIX2PIX_DATASETS_URL)")
-    p.add_argument("--accept-licence", action="store_true", help="accept a named dataset's own licence")
-    p.add_argument("--raw-dir", default="data/raw", help="where downloads go (default data/raw)")
-    p.add_argument("--chunk-size", type=int, default=256, help="images per task (default 256)")
-    p.add_argument("--dask-address", help="run the chunks on this Dask scheduler (tcp://host:8786)")
-    p.add_argument("--dask-local", dest="use_dask_local", action="store_true",
-                   help="run the chunks on a local 2-process Dask cluster")
+    p.add_argument("source", nargs="?", help="folder, archive, named dataset (facades, ...), archive URL or URL list "
+                   "(or `source` in --params)")
+    p.add_argument("out", nargs="?", help="output dataset folder, written atomically (or `out` in --params)")
+    p.add_argument("--params", metavar="YAML", help="read settings from a params.yaml section (flags win)")
+    p.add_argument("--params-section", default="build", metavar="NAME", help="section of --params (build)")
+    # SUPPRESS: a flag that is not given leaves the --params value (or the flow's default) alone.
+    add = lambda *a, **k: p.add_argument(*a, default=argparse.SUPPRESS, **k)  # noqa: E731
+    add("--op", help="inpaint, edges or grayscale (single photos only)")
+    add("--size", type=int)
+    add("--fit", help="crop, pad or stretch")
+    add("--split", help="train,val,test fractions (default 0.8,0.1,0.1)")
+    add("--seed", type=int)
+    add("--workers", type=int, help="threads making pairs without Dask (default 1)")
+    add("--overwrite", action="store_true")
+    add("--swap", action="store_true", help="write B|A")
+    add("--resplit", action="store_true", help="ignore train/val/test folders of the source")
+    add("--format", dest="image_format", help="jpg or png")
+    add("--source-type", help="auto, folder, paired, ab or archive")
+    add("--base-url", help="mirror of the named datasets (default: $PIX2PIX_DATASETS_URL)")
+    add("--accept-licence", action="store_true", help="accept a named dataset's own licence (cityscapes)")
+    add("--raw-dir", help="where downloads go (default data/raw)")
+    add("--chunk-size", type=int, help="images per task (default 256)")
+    add("--dask-address", help="run the chunks on this Dask scheduler (tcp://host:8786)")
+    add("--dask-local", dest="use_dask_local", action="store_true", help="run the chunks on a local Dask cluster")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other build setting, e.g. --option quality=90 (repeatable; VALUE is JSON or text)")
     return p
 
 
@@ -302,15 +307,32 @@ def _parse_options(specs: list[str]) -> dict[str, Any]:
     return options
 
 
+def flow_arguments(args: argparse.Namespace) -> dict[str, Any]:
+    """The flow's keyword arguments from parsed flags, --params and --option (flags win)."""
+    import inspect
+
+    from pix2pix.cli import load_params_section
+
+    values = load_params_section(args.params, args.params_section) if args.params else {}
+    values.pop("progress", None)  # a flow reports progress as an artifact, not a terminal bar
+    given = {k: v for k, v in vars(args).items() if k not in ("params", "params_section", "option")}
+    values.update({k: v for k, v in given.items() if v is not None})
+    for key in ("source", "out"):
+        if key not in values:
+            raise ConfigError(f"{key.upper()} is missing: give it on the command line or as `{key}` in --params")
+    own = set(inspect.signature(build_dataset_flow.fn).parameters)
+    options = {k: v for k, v in values.items() if k not in own} | _parse_options(args.option)
+    return {k: v for k, v in values.items() if k in own} | {"options": options or None}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the flow once in this process; 0 when it completed, 1 when it failed, 2 on bad usage."""
     import os
 
     from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
 
-    args = vars(make_parser().parse_args(argv))
     try:
-        args["options"] = _parse_options(args.pop("option")) or None
+        kwargs = flow_arguments(make_parser().parse_args(argv))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -318,12 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     timeout = {} if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ else {
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 90}
     with temporary_settings(updates=timeout):
-        state = build_dataset_flow(**args, return_state=True)
+        state = build_dataset_flow(**kwargs, return_state=True)
     if not state.is_completed():
         print(f"build-dataset failed: {state.message}", file=sys.stderr)
         return 1
-    summary = state.result()
-    print(describe(summary))
+    print(describe(state.result()))
     return 0
 
 

@@ -271,6 +271,12 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert bd.main([str(src), str(tmp_path / "out")]) == 1  # exists, no --overwrite
     assert "already exists" in capsys.readouterr().err
     assert bd.main([str(src), str(tmp_path / "o2"), "--option", "novalue"]) == 2
+    assert bd.main(["--op", "edges"]) == 2 and "SOURCE is missing" in capsys.readouterr().err
+    # A params.yaml section, as a DVC stage would pass it; flags win over the file.
+    (tmp_path / "params.yaml").write_text("build:\n  op: grayscale\n  size: 128\n  quality: 80\n  progress: true\n")
+    assert bd.main([str(src), str(tmp_path / "o3"), "--params", str(tmp_path / "params.yaml"), "--size", "64"]) == 0
+    config = json.loads((tmp_path / "o3" / "dataset.json").read_text())["config"]
+    assert (config["op"], config["size"], config["quality"]) == ("grayscale", 64, 80)
 
 
 @harness

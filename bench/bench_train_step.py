@@ -9,13 +9,17 @@ For each batch size it measures, in the same process:
 - loop: ``pix2pix.training.train`` on an in-memory dataset of 512×256 JPEG pairs, timed between
   consecutive ``on_step`` callbacks (data, jitter, [-1,1], the step, loss floats, NaN checks);
 and prints iterations/s, effective GFLOP/s (one batch-1 iteration ≈ 86.9 GFLOP, PAPER.md) and
-loop/bare. Variants of the bare step (channels_last; recomputing G(x) for the G step, as a
-naive port would) show what those choices are worth here. Runs unchanged on CUDA.
+loop/bare, from the fastest iteration of each (on a shared machine, other processes only
+ever slow a step down; the bare step is timed before and after the loop). Variants of the
+bare step (``--variants``: channels_last; recomputing G(x) for the G step, as a naive port
+would; torch's per-tensor Adam instead of the fused one) are timed round-robin with the bare
+step so they see the same load. Runs unchanged on CUDA.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -25,7 +29,7 @@ import numpy as np
 import torch
 
 from pix2pix.training import TrainConfig, losses, train
-from pix2pix.training.loop import build_models, set_requires_grad
+from pix2pix.training.loop import build_models, make_adam, set_requires_grad
 
 GFLOP_PER_ITER = 86.9  # one iteration at batch 1 (G fwd, D step, G step), PAPER.md
 
@@ -35,39 +39,55 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def bare_step_times(batch: int, iters: int, device: torch.device, *, channels_last: bool = False,
-                    recompute_fake: bool = False) -> list[float]:
-    cfg = TrainConfig()
-    G, D = (m.to(device) for m in build_models(cfg))
-    if channels_last:
-        G, D = (m.to(memory_format=torch.channels_last) for m in (G, D))
-    opt_G = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    opt_D = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    fmt = torch.channels_last if channels_last else torch.contiguous_format
-    a = torch.rand(batch, 3, 256, 256, device=device).mul(2).sub(1).contiguous(memory_format=fmt)
-    b = torch.rand(batch, 3, 256, 256, device=device).mul(2).sub(1).contiguous(memory_format=fmt)
-    times = []
-    for _ in range(iters + 1):  # +1: the first iteration (allocations, kernel choice) is dropped
-        sync(device)
+class BareStep:
+    """The pix2pix step on fixed tensors: G forward once, D step, G step, Adam."""
+
+    def __init__(self, batch: int, device: torch.device, *, channels_last: bool = False,
+                 recompute_fake: bool = False, fused_adam: bool = True) -> None:
+        cfg = TrainConfig()
+        G, D = (m.to(device) for m in build_models(cfg))
+        if channels_last:
+            G, D = (m.to(memory_format=torch.channels_last) for m in (G, D))
+        self.G, self.D, self.device, self.recompute_fake = G, D, device, recompute_fake
+        if fused_adam:  # what the loop uses
+            self.opt_G, self.opt_D = make_adam(G, cfg), make_adam(D, cfg)
+        else:  # torch's default on CPU: one tensor at a time
+            self.opt_G, self.opt_D = (torch.optim.Adam(m.parameters(), lr=cfg.lr,
+                                                       betas=(cfg.beta1, cfg.beta2))
+                                      for m in (G, D))
+        fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.a, self.b = (torch.rand(batch, 3, 256, 256, device=device).mul(2).sub(1)
+                          .contiguous(memory_format=fmt) for _ in range(2))
+        self.times: list[float] = []
+
+    def step(self) -> None:
+        G, D, a, b = self.G, self.D, self.a, self.b
+        sync(self.device)
         t0 = time.perf_counter()
         fake = G(a)
         set_requires_grad(D, True)
-        opt_D.zero_grad(set_to_none=True)
+        self.opt_D.zero_grad(set_to_none=True)
         loss_D = 0.5 * (losses.gan_loss(D(torch.cat([a, fake.detach()], 1)), False, "vanilla")
                         + losses.gan_loss(D(torch.cat([a, b], 1)), True, "vanilla"))
         loss_D.backward()
-        opt_D.step()
+        self.opt_D.step()
         set_requires_grad(D, False)
-        opt_G.zero_grad(set_to_none=True)
-        if recompute_fake:
+        self.opt_G.zero_grad(set_to_none=True)
+        if self.recompute_fake:
             fake = G(a)
         loss_G = (losses.gan_loss(D(torch.cat([a, fake], 1)), True, "vanilla")
                   + 100 * torch.nn.functional.l1_loss(fake, b))
         loss_G.backward()
-        opt_G.step()
-        sync(device)
-        times.append(time.perf_counter() - t0)
-    return times[1:]
+        self.opt_G.step()
+        sync(self.device)
+        self.times.append(time.perf_counter() - t0)
+
+
+def run_round_robin(steps: dict[str, BareStep], iters: int) -> None:
+    """One iteration of each variant in turn, so load from other processes hits all alike."""
+    for _ in range(iters):
+        for s in steps.values():
+            s.step()
 
 
 class StepTimer:
@@ -98,33 +118,47 @@ def loop_step_times(batch: int, iters: int, workdir: Path) -> list[float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch", type=int, nargs="*", default=[1, 4])
-    p.add_argument("--iters", type=int, default=0, help="timed iterations (default 6 at b1, 3 at b4)")
+    p.add_argument("--iters", type=int, default=0, help="timed iterations (default 5 at b1, 3 at b4)")
     p.add_argument("--variants", action="store_true", help="also channels_last / recompute G(x)")
     a = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    print(f"device: {device} | torch {torch.__version__} | threads {torch.get_num_threads()}")
+    print(f"device: {device} | torch {torch.__version__} | threads {torch.get_num_threads()} | "
+          f"load avg {os.getloadavg()[0]:.1f}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for batch in a.batch:
-            iters = a.iters or (6 if batch == 1 else 3)
-            bare = statistics.median(bare_step_times(batch, iters, device))
-            loop = statistics.median(loop_step_times(batch, iters, Path(tmp)))
+            iters = a.iters or (5 if batch == 1 else 3)
+            steps = {"bare step": BareStep(batch, device)}
+            if a.variants:
+                steps["bare, channels_last"] = BareStep(batch, device, channels_last=True)
+                steps["bare, G(x) computed twice"] = BareStep(batch, device, recompute_fake=True)
+                steps["bare, Adam not fused"] = BareStep(batch, device, fused_adam=False)
+            run_round_robin(steps, 1)  # warm-up: first-call allocations and kernel choice
+            for s in steps.values():
+                s.times.clear()
+            run_round_robin(steps, iters)
+            loop = loop_step_times(batch, iters, Path(tmp))
+            run_round_robin({"bare step": steps["bare step"]}, iters)  # bare again, after the loop
+            del steps["bare step"].G, steps["bare step"].D
+            bare = steps.pop("bare step").times
             rows.append((f"bare step, batch {batch}", batch, bare))
             rows.append((f"train() loop, batch {batch}", batch, loop))
-            rows.append((f"  loop / bare = {loop / bare:.3f}", None, None))
-            if a.variants:
-                cl = statistics.median(bare_step_times(batch, iters, device, channels_last=True))
-                rc = statistics.median(bare_step_times(batch, iters, device, recompute_fake=True))
-                rows.append((f"bare, channels_last, batch {batch}", batch, cl))
-                rows.append((f"bare, G(x) computed twice, batch {batch}", batch, rc))
-    print(f"\n| {'what':<40} | {'s/iter':>7} | {'iter/s':>7} | {'img/s':>6} | {'GFLOP/s':>7} |")
-    print(f"|{'-' * 42}|{'-' * 9}|{'-' * 9}|{'-' * 8}|{'-' * 9}|")
-    for name, batch, t in rows:
-        if t is None:
-            print(f"| {name:<40} | {'':>7} | {'':>7} | {'':>6} | {'':>7} |")
+            rows.append((f"  loop / bare (best) = {min(loop) / min(bare):.3f}", None, None))
+            for name, s in steps.items():
+                rows.append((f"{name}, batch {batch}", batch, s.times))
+            steps.clear()
+    print(f"\n| {'what':<40} | {'best s':>6} | {'median':>6} | {'iter/s':>6} | {'img/s':>5} | "
+          f"{'GFLOP/s':>7} |")
+    print(f"|{'-' * 42}|{'-' * 8}|{'-' * 8}|{'-' * 8}|{'-' * 7}|{'-' * 9}|")
+    for name, batch, times in rows:
+        if times is None:
+            print(f"| {name:<40} | {'':>6} | {'':>6} | {'':>6} | {'':>5} | {'':>7} |")
             continue
-        print(f"| {name:<40} | {t:7.3f} | {1 / t:7.3f} | {batch / t:6.2f} | "
-              f"{GFLOP_PER_ITER * batch / t:7.1f} |")
+        t = min(times)
+        print(f"| {name:<40} | {t:6.3f} | {statistics.median(times):6.3f} | {1 / t:6.3f} | "
+              f"{batch / t:5.2f} | {GFLOP_PER_ITER * batch / t:7.1f} |")
+    print(f"(best = fastest iteration; other processes on the machine only ever slow a step down."
+          f" load avg at end {os.getloadavg()[0]:.1f})")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -480,3 +481,20 @@ def test_flow_task_runs_the_library(ds, tmp_path):
     summary = train_task.fn(tiny(n_epochs=1, n_epochs_decay=0).to_dict(), str(ds),
                             str(tmp_path / "run"), True, "stop", False)
     assert summary["step"] == 3 and (tmp_path / "run" / "generator.pt").is_file()
+
+
+def test_resuming_a_finished_run_rewrites_its_outputs_only(ds, tmp_path):
+    run = tmp_path / "run"
+    train(tiny(n_epochs=1, n_epochs_decay=0, sample_every=2), ds, run, progress=False)
+    before = weights(run)
+    m1 = json.loads((run / "metrics.json").read_text())
+    # What `dvc repro` does to non-persistent outputs before re-running the stage:
+    shutil.rmtree(run / "samples")
+    (run / "generator.pt").unlink()
+    r = train(tiny(n_epochs=1, n_epochs_decay=0, sample_every=5), ds, run, resume=True,
+              progress=False)
+    assert r.step == 3 and state_equal(before["G"], weights(run)["G"]) == []
+    m2 = json.loads((run / "metrics.json").read_text())
+    assert m2["G_L1"] == m1["G_L1"] and m2["val_L1"] == m1["val_L1"]
+    assert (run / "generator.pt").is_file()
+    assert [p.name for p in (run / "samples").iterdir()] == ["step-0000003.png"]

@@ -153,6 +153,13 @@ def build_models(cfg: TrainConfig) -> tuple[nn.Module, nn.Module]:
                                                                           generator=g)
 
 
+def make_adam(module: nn.Module, cfg: TrainConfig) -> torch.optim.Adam:
+    """Adam as in the paper. ``fused=True``: one kernel for all parameters; on this 2-core CPU
+    the G update takes 0.05 s instead of 0.2–0.3 s (torch's CPU default is per-tensor)."""
+    return torch.optim.Adam(module.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                            fused=True)
+
+
 def set_requires_grad(module: nn.Module, flag: bool) -> None:
     for p in module.parameters():
         p.requires_grad_(flag)
@@ -306,8 +313,7 @@ def train(
     G, D = G.to(device), D.to(device)
     if rt.channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)
-    opt_G = torch.optim.Adam(G.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    opt_D = torch.optim.Adam(D.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    opt_G, opt_D = (make_adam(m, cfg) for m in (G, D))
 
     def rule(e: int) -> float:
         return lr_factor(e, cfg.n_epochs, cfg.n_epochs_decay)
@@ -317,6 +323,7 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=rt.use_scaler)
 
     pos = _Position()
+    resumed_metrics: dict[str, float] = {}
     state = _start_or_resume(cfg, run_dir, resume, on_mismatch, fingerprint, log, ctx)
     resumed_from = Path(state["_path"]) if state else None
     if state is not None:
@@ -330,6 +337,7 @@ def train(
             scaler.load_state_dict(state["scaler"])
         pos = _Position(step=state["step"], epoch=state["epoch"], batch=state["batch"],
                         history=dict(state.get("history", {})))
+        resumed_metrics = dict(state.get("step_metrics", {}))
         # The epoch counts may have changed (extending a run): the LR follows the new ones.
         for opt in (opt_G, opt_D):
             for group in opt.param_groups:
@@ -369,7 +377,7 @@ def train(
             f"{steps_per_epoch} steps/epoch, epochs {pos.epoch}->{cfg.total_epochs}")
 
     last_ckpt: Path | None = resumed_from
-    step_metrics: dict[str, float] = {}
+    step_metrics: dict[str, float] = resumed_metrics
 
     def snapshot() -> None:
         grid = sample_grid(G, preview, rt, cfg.eval_mode, cfg.seed)
@@ -389,7 +397,7 @@ def train(
             "sched_G": sched_G.state_dict(), "sched_D": sched_D.state_dict(),
             "scaler": scaler.state_dict() if rt.use_scaler else {},
             "step": pos.step, "epoch": pos.epoch, "batch": pos.batch,
-            "rng_per_rank": rngs, "history": pos.history,
+            "rng_per_rank": rngs, "history": pos.history, "step_metrics": step_metrics,
             # The data order needs no state of its own: it is a function of (seed, epoch).
             "data_order": {"seed": cfg.seed, "epoch": pos.epoch,
                            "samples_done": pos.batch * cfg.batch_size},
@@ -497,7 +505,9 @@ def train(
         distributed.sync_buffers(G, ctx)
         distributed.sync_buffers(D, ctx)
         if main:
-            if cfg.sample_every and pos.step % cfg.sample_every:
+            # Also when a finished run is "resumed" (e.g. a DVC re-run that only changed an
+            # execution key): the run folder always ends with a grid of the final G.
+            if cfg.sample_every and not (run_dir / "samples" / f"step-{pos.step:07d}.png").exists():
                 snapshot()
             ckpt_io.atomic_save(ckpt_io.generator_payload(G, cfg.to_dict(), step=pos.step,
                                                           epoch=pos.epoch, fingerprint=fingerprint),

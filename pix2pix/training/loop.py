@@ -118,6 +118,8 @@ def setup_runtime(cfg: TrainConfig) -> Runtime:
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
+    if cfg.sync_bn and ctx.enabled and device.type != "cuda":
+        raise ConfigError("sync_bn: SyncBatchNorm runs on CUDA only; leave it off on CPU")
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     # Dropout masks differ per rank (as independent GPUs would); model init does not use this.

@@ -15,10 +15,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The pipeline of dvc.yaml on the built-in photos: samples -> build -> train (small preset).
 demo: $(STAMP)
-	$(BIN)/pix2pix samples data/samples
-	$(BIN)/pix2pix build data/samples data/demo --op inpaint --overwrite --no-progress
-	$(BIN)/pix2pix inspect data/demo
+	PATH="$(CURDIR)/$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/dvc repro
+	$(BIN)/pix2pix inspect data/dataset
+	@echo
+	@echo "demo photos:   data/samples/"
+	@echo "dataset:       data/dataset/  (look at data/dataset/preview.jpg)"
+	@echo "trained model: runs/demo/generator.pt, sample grids in runs/demo/samples/"
+	@echo "metrics:       runs/demo/metrics.json, runs/demo/dvclive/"
 
 # Everything, including the slow tier (real servers, real training); CI runs this.
 test: $(STAMP)
@@ -39,4 +44,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_combine.py
 
 clean:
-	rm -rf $(VENV) data/demo data/samples .pytest_cache
+	rm -rf $(VENV) data/dataset data/samples runs .pytest_cache

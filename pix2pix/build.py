@@ -17,8 +17,6 @@ import hashlib
 import json
 import multiprocessing
 import shutil
-import sys
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -269,13 +267,17 @@ def process_items(
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    """fork when it is safe (Linux, no other thread: ~10 ms a worker), else spawn (~1 s).
+    """forkserver where available, else spawn.
 
-    A fork copies locks held by other threads (Prefect, tqdm's monitor, torch) in whatever state
-    they are, which can deadlock the child; a single-threaded process has none.
+    A plain fork would copy whatever state other threads left behind (Prefect's, tqdm's, and the
+    native thread pools of OpenCV and torch that `threading` cannot see), which can deadlock the
+    child. The fork server is a clean single-threaded process that has imported this module once,
+    so each worker still starts in milliseconds; spawn pays ~1 s of imports per worker.
     """
-    if sys.platform.startswith("linux") and threading.active_count() == 1:
-        return multiprocessing.get_context("fork")
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["pix2pix.build"])
+        return ctx
     return multiprocessing.get_context("spawn")
 
 

@@ -4,7 +4,7 @@
 
 Makes N large JPEGs from the demo photos (cached under /tmp), then times:
 - the floor: decode at reduced DCT scale + encode a 512×256 JPEG + write, nothing else,
-  on 2 processes (what any builder must pay);
+  on 1 and 2 processes (what any builder must pay), at the builder's DCT scale and at 2×;
 - `build_dataset` (inpainting pairs, 256×256) with 1 and 2 workers, end to end (scan, decode,
   crop/resize, make A, encode, hash, write, manifest, preview, atomic rename).
 Prints images/s and the ratio to the floor. Not a test: numbers depend on the machine.
@@ -46,10 +46,10 @@ def make_inputs(dest: Path, n: int, width: int, height: int) -> list[Path]:
     return sorted(dest.glob("*.jpg"))
 
 
-def _floor_one(job: tuple[str, str]) -> int:
-    src, out = job
+def _floor_one(job: tuple[str, str, int]) -> int:
+    src, out, draft = job
     im = Image.open(io.BytesIO(Path(src).read_bytes()))
-    im.draft("RGB", (512, 512))
+    im.draft("RGB", (draft, draft))
     arr = np.asarray(im)[:256, :512]
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(arr)).save(buf, "JPEG", quality=95)
@@ -57,10 +57,11 @@ def _floor_one(job: tuple[str, str]) -> int:
     return len(buf.getvalue())
 
 
-def floor(files: list[Path], out: Path, workers: int) -> float:
+def floor(files: list[Path], out: Path, workers: int, draft: int = 256) -> float:
+    """Decode at reduced DCT scale (both sides >= `draft`), encode a 512x256 JPEG, write."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    jobs = [(str(f), str(out / f.name)) for f in files]
+    jobs = [(str(f), str(out / f.name), draft) for f in files]
     t = time.perf_counter()
     with multiprocessing.get_context("spawn").Pool(workers) as pool:
         for _ in pool.imap(_floor_one, jobs, chunksize=8):
@@ -90,14 +91,24 @@ def main() -> None:
           f"{multiprocessing.cpu_count()} CPUs")
     floor(files[:20], work / "floor", 2)  # warm the page cache and the imports
     f2 = floor(files, work / "floor", 2)
+    f2x = floor(files, work / "floor", 2, draft=512)
     o1 = ours(files, src, work / "out1", 1)
     o2 = ours(files, src, work / "out2", 2)
     f1 = floor(files, work / "floor", 1)
-    print(f"{'':34}{'img/s':>8}{'vs floor':>10}")
-    print(f"{'floor, 1 process':34}{f1:8.1f}{1.0:10.2f}")
-    print(f"{'pix2pix build --workers 1':34}{o1:8.1f}{o1 / f1:10.2f}")
-    print(f"{'floor, 2 processes':34}{f2:8.1f}{1.0:10.2f}")
-    print(f"{'pix2pix build --workers 2':34}{o2:8.1f}{o2 / f2:10.2f}")
+    f1x = floor(files, work / "floor", 1, draft=512)
+    print(f"{'':44}{'img/s':>8}{'ours / this':>13}")
+    rows = [
+        ("floor, 1 process, same DCT scale as ours", f1, o1),
+        ("floor, 1 process, 2x DCT scale", f1x, o1),
+        ("pix2pix build --workers 1", o1, None),
+        ("floor, 2 processes, same DCT scale as ours", f2, o2),
+        ("floor, 2 processes, 2x DCT scale", f2x, o2),
+        ("pix2pix build --workers 2", o2, None),
+    ]
+    for label, rate, mine in rows:
+        print(f"{label:44}{rate:8.1f}" + (f"{mine / rate:13.2f}" if mine else ""))
+    print("(the builder decodes each JPEG at the smallest DCT scale that keeps both sides >= 256;\n"
+          " the '2x' floor decodes at >= 512, the scale the issue's 160-175 img/s figure assumes)")
 
 
 if __name__ == "__main__":

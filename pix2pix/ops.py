@@ -143,7 +143,7 @@ def encode(img: np.ndarray, fmt: str = "jpg", quality: int = 95) -> bytes:
 def dhash(img: np.ndarray) -> int:
     """64-bit difference hash: near-identical pictures differ in a few bits."""
     g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
-    small = cv2.resize(g, (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
+    small = cv2.resize(_resize(g, 36, 32), (9, 8), interpolation=cv2.INTER_AREA).astype(np.int16)
     bits = (small[:, 1:] > small[:, :-1]).flatten()
     return int(np.packbits(bits).view(">u8")[0])
 

@@ -147,11 +147,15 @@ def _decode(root: Path, rel: str, cfg: BuildConfig, min_size: tuple[int, int]) -
     try:
         data = (root / rel).read_bytes()
     except OSError as exc:
-        raise ImageRejected(f"cannot read file ({exc.strerror})", "unreadable") from exc
+        raise ImageRejected(f"{rel}: cannot read file ({exc.strerror})", "unreadable") from exc
     # A JPEG is decoded at the smallest DCT scale that keeps both sides >= 2x the target, then
     # area-resized: 38-55 dB (mean 45) to a full decode on photos, 2-4x less to decode. Decoding
     # right down to the target is faster still but costs ~10 dB (the scaled IDCT aliases).
-    arr = load_rgb(data, name=rel, max_pixels=cfg.max_pixels, min_size=min_size)
+    try:
+        arr = load_rgb(data, name=rel, max_pixels=cfg.max_pixels, min_size=min_size)
+    except ImageRejected as exc:
+        # Name the file: for a pair the record's source lists both halves.
+        raise ImageRejected(f"{rel}: {exc.reason}", exc.kind) from exc
     return arr, data
 
 

@@ -68,6 +68,8 @@ def test_paired_folders_match_by_stem_and_report_orphans(tmp_path: Path) -> None
         save(src / "B" / f"x{i}.png", noise(60, 60, 10 + i))
     save(src / "A" / "onlyA.png", noise(60, 60, 5))
     save(src / "B" / "onlyB.png", noise(60, 60, 6))
+    save(src / "A" / "broken.png", noise(60, 60, 3))
+    (src / "B" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 cut short")  # the B half is unreadable
     save(src / "A" / "twice.png", noise(60, 60, 7))
     save(src / "B" / "twice.png", noise(60, 60, 8))
     save(src / "B" / "twice.jpg", noise(60, 60, 9))
@@ -86,6 +88,8 @@ def test_paired_folders_match_by_stem_and_report_orphans(tmp_path: Path) -> None
     assert ("A/onlyA.png", "A has no B") in rej
     assert ("B/onlyB.png", "B has no A") in rej
     assert {s for s, k in rej if k == "ambiguous name"} == {"A/twice.png", "B/twice.png", "B/twice.jpg"}
+    (broken,) = [r for r in rejected(out) if r.get("id") == "broken"]
+    assert broken["source"] == "A/broken.png + B/broken.jpg" and broken["reason"].startswith("B/broken.jpg: ")
 
 
 def test_paired_aspect_mismatch_rejected_with_sizes(tmp_path: Path) -> None:

@@ -188,9 +188,8 @@ def make_parser() -> argparse.ArgumentParser:
     _add_build(sub)
     _add_inspect(sub)
     _add_samples(sub)
-    from pix2pix.train_cli import add_train_parser, run_train  # no torch import until it runs
-
     from pix2pix.serve_cli import add_serve_parser, run_serve  # no Prefect import until it runs
+    from pix2pix.train_cli import add_train_parser, run_train  # no torch import until it runs
 
     add_train_parser(sub).set_defaults(func=run_train)
     add_serve_parser(sub).set_defaults(func=run_serve)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -26,201 +29,14 @@ from pix2pix.models import (
 )
 
 # Names, order and shapes of the state dicts saved by the official PyTorch implementation
-# (copied from reference/official_pix2pix_state_dict.json; "-" is a 0-d tensor). This is the
-# ground truth our module trees must reproduce, independent of our own code.
-OFFICIAL_STATE_DICTS_TEXT = """
-unet_256_ngf64_batch
-    model.model.0.weight 64,3,4,4
-    model.model.1.model.1.weight 128,64,4,4
-    model.model.1.model.2.weight 128
-    model.model.1.model.2.bias 128
-    model.model.1.model.2.running_mean 128
-    model.model.1.model.2.running_var 128
-    model.model.1.model.2.num_batches_tracked -
-    model.model.1.model.3.model.1.weight 256,128,4,4
-    model.model.1.model.3.model.2.weight 256
-    model.model.1.model.3.model.2.bias 256
-    model.model.1.model.3.model.2.running_mean 256
-    model.model.1.model.3.model.2.running_var 256
-    model.model.1.model.3.model.2.num_batches_tracked -
-    model.model.1.model.3.model.3.model.1.weight 512,256,4,4
-    model.model.1.model.3.model.3.model.2.weight 512
-    model.model.1.model.3.model.3.model.2.bias 512
-    model.model.1.model.3.model.3.model.2.running_mean 512
-    model.model.1.model.3.model.3.model.2.running_var 512
-    model.model.1.model.3.model.3.model.2.num_batches_tracked -
-    model.model.1.model.3.model.3.model.3.model.1.weight 512,512,4,4
-    model.model.1.model.3.model.3.model.3.model.2.weight 512
-    model.model.1.model.3.model.3.model.3.model.2.bias 512
-    model.model.1.model.3.model.3.model.3.model.2.running_mean 512
-    model.model.1.model.3.model.3.model.3.model.2.running_var 512
-    model.model.1.model.3.model.3.model.3.model.2.num_batches_tracked -
-    model.model.1.model.3.model.3.model.3.model.3.model.1.weight 512,512,4,4
-    model.model.1.model.3.model.3.model.3.model.3.model.2.weight 512
-    model.model.1.model.3.model.3.model.3.model.3.model.2.bias 512
-    model.model.1.model.3.model.3.model.3.model.3.model.2.running_mean 512
-    model.model.1.model.3.model.3.model.3.model.3.model.2.running_var 512
-    model.model.1.model.3.model.3.model.3.model.3.model.2.num_batches_tracked -
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.1.weight 512,512,4,4
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.2.weight 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.2.bias 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.2.running_mean 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.2.running_var 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.2.num_batches_tracked -
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.3.model.1.weight 512,512,4,4
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.3.model.3.weight 512,512,4,4
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.3.model.4.weight 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.3.model.4.bias 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.3.model.4.running_mean 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.3.model.4.running_var 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.3.model.4.num_batches_tracked -
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.5.weight 1024,512,4,4
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.6.weight 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.6.bias 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.6.running_mean 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.6.running_var 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.6.num_batches_tracked -
-    model.model.1.model.3.model.3.model.3.model.3.model.5.weight 1024,512,4,4
-    model.model.1.model.3.model.3.model.3.model.3.model.6.weight 512
-    model.model.1.model.3.model.3.model.3.model.3.model.6.bias 512
-    model.model.1.model.3.model.3.model.3.model.3.model.6.running_mean 512
-    model.model.1.model.3.model.3.model.3.model.3.model.6.running_var 512
-    model.model.1.model.3.model.3.model.3.model.3.model.6.num_batches_tracked -
-    model.model.1.model.3.model.3.model.3.model.5.weight 1024,512,4,4
-    model.model.1.model.3.model.3.model.3.model.6.weight 512
-    model.model.1.model.3.model.3.model.3.model.6.bias 512
-    model.model.1.model.3.model.3.model.3.model.6.running_mean 512
-    model.model.1.model.3.model.3.model.3.model.6.running_var 512
-    model.model.1.model.3.model.3.model.3.model.6.num_batches_tracked -
-    model.model.1.model.3.model.3.model.5.weight 1024,256,4,4
-    model.model.1.model.3.model.3.model.6.weight 256
-    model.model.1.model.3.model.3.model.6.bias 256
-    model.model.1.model.3.model.3.model.6.running_mean 256
-    model.model.1.model.3.model.3.model.6.running_var 256
-    model.model.1.model.3.model.3.model.6.num_batches_tracked -
-    model.model.1.model.3.model.5.weight 512,128,4,4
-    model.model.1.model.3.model.6.weight 128
-    model.model.1.model.3.model.6.bias 128
-    model.model.1.model.3.model.6.running_mean 128
-    model.model.1.model.3.model.6.running_var 128
-    model.model.1.model.3.model.6.num_batches_tracked -
-    model.model.1.model.5.weight 256,64,4,4
-    model.model.1.model.6.weight 64
-    model.model.1.model.6.bias 64
-    model.model.1.model.6.running_mean 64
-    model.model.1.model.6.running_var 64
-    model.model.1.model.6.num_batches_tracked -
-    model.model.3.weight 128,3,4,4
-    model.model.3.bias 3
-unet_128_ngf64_batch
-    model.model.0.weight 64,3,4,4
-    model.model.1.model.1.weight 128,64,4,4
-    model.model.1.model.2.weight 128
-    model.model.1.model.2.bias 128
-    model.model.1.model.2.running_mean 128
-    model.model.1.model.2.running_var 128
-    model.model.1.model.2.num_batches_tracked -
-    model.model.1.model.3.model.1.weight 256,128,4,4
-    model.model.1.model.3.model.2.weight 256
-    model.model.1.model.3.model.2.bias 256
-    model.model.1.model.3.model.2.running_mean 256
-    model.model.1.model.3.model.2.running_var 256
-    model.model.1.model.3.model.2.num_batches_tracked -
-    model.model.1.model.3.model.3.model.1.weight 512,256,4,4
-    model.model.1.model.3.model.3.model.2.weight 512
-    model.model.1.model.3.model.3.model.2.bias 512
-    model.model.1.model.3.model.3.model.2.running_mean 512
-    model.model.1.model.3.model.3.model.2.running_var 512
-    model.model.1.model.3.model.3.model.2.num_batches_tracked -
-    model.model.1.model.3.model.3.model.3.model.1.weight 512,512,4,4
-    model.model.1.model.3.model.3.model.3.model.2.weight 512
-    model.model.1.model.3.model.3.model.3.model.2.bias 512
-    model.model.1.model.3.model.3.model.3.model.2.running_mean 512
-    model.model.1.model.3.model.3.model.3.model.2.running_var 512
-    model.model.1.model.3.model.3.model.3.model.2.num_batches_tracked -
-    model.model.1.model.3.model.3.model.3.model.3.model.1.weight 512,512,4,4
-    model.model.1.model.3.model.3.model.3.model.3.model.2.weight 512
-    model.model.1.model.3.model.3.model.3.model.3.model.2.bias 512
-    model.model.1.model.3.model.3.model.3.model.3.model.2.running_mean 512
-    model.model.1.model.3.model.3.model.3.model.3.model.2.running_var 512
-    model.model.1.model.3.model.3.model.3.model.3.model.2.num_batches_tracked -
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.1.weight 512,512,4,4
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.3.weight 512,512,4,4
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.4.weight 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.4.bias 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.4.running_mean 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.4.running_var 512
-    model.model.1.model.3.model.3.model.3.model.3.model.3.model.4.num_batches_tracked -
-    model.model.1.model.3.model.3.model.3.model.3.model.5.weight 1024,512,4,4
-    model.model.1.model.3.model.3.model.3.model.3.model.6.weight 512
-    model.model.1.model.3.model.3.model.3.model.3.model.6.bias 512
-    model.model.1.model.3.model.3.model.3.model.3.model.6.running_mean 512
-    model.model.1.model.3.model.3.model.3.model.3.model.6.running_var 512
-    model.model.1.model.3.model.3.model.3.model.3.model.6.num_batches_tracked -
-    model.model.1.model.3.model.3.model.3.model.5.weight 1024,512,4,4
-    model.model.1.model.3.model.3.model.3.model.6.weight 512
-    model.model.1.model.3.model.3.model.3.model.6.bias 512
-    model.model.1.model.3.model.3.model.3.model.6.running_mean 512
-    model.model.1.model.3.model.3.model.3.model.6.running_var 512
-    model.model.1.model.3.model.3.model.3.model.6.num_batches_tracked -
-    model.model.1.model.3.model.3.model.5.weight 1024,256,4,4
-    model.model.1.model.3.model.3.model.6.weight 256
-    model.model.1.model.3.model.3.model.6.bias 256
-    model.model.1.model.3.model.3.model.6.running_mean 256
-    model.model.1.model.3.model.3.model.6.running_var 256
-    model.model.1.model.3.model.3.model.6.num_batches_tracked -
-    model.model.1.model.3.model.5.weight 512,128,4,4
-    model.model.1.model.3.model.6.weight 128
-    model.model.1.model.3.model.6.bias 128
-    model.model.1.model.3.model.6.running_mean 128
-    model.model.1.model.3.model.6.running_var 128
-    model.model.1.model.3.model.6.num_batches_tracked -
-    model.model.1.model.5.weight 256,64,4,4
-    model.model.1.model.6.weight 64
-    model.model.1.model.6.bias 64
-    model.model.1.model.6.running_mean 64
-    model.model.1.model.6.running_var 64
-    model.model.1.model.6.num_batches_tracked -
-    model.model.3.weight 128,3,4,4
-    model.model.3.bias 3
-patchgan_n3_ndf64_in6_batch
-    model.0.weight 64,6,4,4
-    model.0.bias 64
-    model.2.weight 128,64,4,4
-    model.3.weight 128
-    model.3.bias 128
-    model.3.running_mean 128
-    model.3.running_var 128
-    model.3.num_batches_tracked -
-    model.5.weight 256,128,4,4
-    model.6.weight 256
-    model.6.bias 256
-    model.6.running_mean 256
-    model.6.running_var 256
-    model.6.num_batches_tracked -
-    model.8.weight 512,256,4,4
-    model.9.weight 512
-    model.9.bias 512
-    model.9.running_mean 512
-    model.9.running_var 512
-    model.9.num_batches_tracked -
-    model.11.weight 1,512,4,4
-    model.11.bias 1
-"""
-
-
-def _parse_reference(text: str) -> dict[str, list[tuple[str, tuple[int, ...]]]]:
-    out: dict[str, list[tuple[str, tuple[int, ...]]]] = {}
-    for line in text.strip("\n").splitlines():
-        if not line.startswith(" "):
-            current = out.setdefault(line.strip(), [])
-            continue
-        name, shape = line.split()
-        current.append((name, () if shape == "-" else tuple(int(s) for s in shape.split(","))))
-    return out
-
-
-OFFICIAL = _parse_reference(OFFICIAL_STATE_DICTS_TEXT)
+# (tests/reference/official_pix2pix_state_dict.json, a copy of the project's reference data).
+# This is the ground truth our module trees must reproduce, independent of our own code.
+OFFICIAL: dict[str, list[tuple[str, tuple[int, ...]]]] = {
+    key: [(name, tuple(shape)) for name, shape in entries]
+    for key, entries in json.loads(
+        (Path(__file__).parent / "reference" / "official_pix2pix_state_dict.json").read_text()
+    ).items()
+}
 
 
 def _official_model(key: str, device: str | torch.device = "cpu") -> nn.Module:

@@ -311,9 +311,9 @@ def flow_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """The flow's keyword arguments from parsed flags, --params and --option (flags win)."""
     import inspect
 
-    from pix2pix.cli import load_params_section
+    from pix2pix.params import read_section
 
-    values = load_params_section(args.params, args.params_section) if args.params else {}
+    values = read_section(args.params, args.params_section) if args.params else {}
     values.pop("progress", None)  # a flow reports progress as an artifact, not a terminal bar
     given = {k: v for k, v in vars(args).items() if k not in ("params", "params_section", "option")}
     values.update({k: v for k, v in given.items() if v is not None})

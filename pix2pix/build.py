@@ -147,16 +147,19 @@ def _decode(root: Path, rel: str, cfg: BuildConfig, min_size: tuple[int, int]) -
     try:
         data = (root / rel).read_bytes()
     except OSError as exc:
-        raise ImageRejected(f"{rel}: cannot read file ({exc.strerror})", "unreadable") from exc
+        raise ImageRejected(f"cannot read file ({exc.strerror})", "unreadable") from exc
     # A JPEG is decoded at the smallest DCT scale that keeps both sides >= 2x the target, then
     # area-resized: 38-55 dB (mean 45) to a full decode on photos, 2-4x less to decode. Decoding
     # right down to the target is faster still but costs ~10 dB (the scaled IDCT aliases).
+    return load_rgb(data, name=rel, max_pixels=cfg.max_pixels, min_size=min_size), data
+
+
+def _decode_half(root: Path, rel: str, cfg: BuildConfig, min_size: tuple[int, int]) -> tuple[np.ndarray, bytes]:
+    """`_decode` for one half of a pair: the reason names the file, as the record lists both."""
     try:
-        arr = load_rgb(data, name=rel, max_pixels=cfg.max_pixels, min_size=min_size)
+        return _decode(root, rel, cfg, min_size)
     except ImageRejected as exc:
-        # Name the file: for a pair the record's source lists both halves.
         raise ImageRejected(f"{rel}: {exc.reason}", exc.kind) from exc
-    return arr, data
 
 
 def _aspect_check(a: np.ndarray, b: np.ndarray, what: str) -> None:
@@ -184,8 +187,8 @@ def make_pair(item: Item, split: str, cfg: BuildConfig, root: Path) -> tuple[np.
         a, b = (fit(x) for x in ops.split_ab(ab))
         op, sha = "ab", hashlib.sha256(data).hexdigest()
     elif "A" in item.paths:
-        a_full, da = _decode(root, item.paths["A"], cfg, (2 * size, 2 * size))
-        b_full, db = _decode(root, item.paths["B"], cfg, (2 * size, 2 * size))
+        a_full, da = _decode_half(root, item.paths["A"], cfg, (2 * size, 2 * size))
+        b_full, db = _decode_half(root, item.paths["B"], cfg, (2 * size, 2 * size))
         _aspect_check(a_full, b_full, item.id)
         a, b = fit(a_full), fit(b_full)
         op = "pair"

@@ -103,27 +103,13 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_build)
 
 
-def load_params_section(path: str, section: str) -> dict:
-    """One section of a params.yaml as a dict; a clear error if the file or section is missing."""
-    import yaml
-
-    from pix2pix.errors import ConfigError
-
-    try:
-        data = yaml.safe_load(open(path, encoding="utf-8")) or {}
-    except OSError as exc:
-        raise ConfigError(f"--params {path}: cannot read ({exc.strerror})") from exc
-    if not isinstance(data.get(section), dict):
-        raise ConfigError(f"--params {path}: no `{section}:` section (found: {', '.join(data) or 'nothing'})")
-    return dict(data[section])
-
-
 def _run_build(args: argparse.Namespace) -> int:
     from pix2pix.build import build_dataset
     from pix2pix.config import BuildConfig
     from pix2pix.errors import ConfigError
+    from pix2pix.params import read_section
 
-    values = load_params_section(args.params, args.params_section) if args.params else {}
+    values = read_section(args.params, args.params_section) if args.params else {}
     values.update({k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")})
     for key in ("source", "out"):
         if getattr(args, key):

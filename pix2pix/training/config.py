@@ -154,21 +154,9 @@ def load_train_config(
     path: str | Path, *, section: str = "train", preset: str = "paper", overrides: dict | None = None
 ) -> TrainConfig:
     """Read ``section`` of a YAML file (e.g. params.yaml) into a ``TrainConfig``."""
-    import yaml
+    from pix2pix.params import read_section
 
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as e:
-        raise ConfigError(f"{path}: cannot read params file ({e.strerror})") from e
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML ({e})") from e
-    if section:
-        if section not in data:
-            raise ConfigError(f"{path}: no {section!r} section (sections: {sorted(data)})")
-        data = data[section] or {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: section {section!r} must be a mapping, got {type(data).__name__}")
+    data = read_section(path, section)
     return TrainConfig.from_dict({**data, **(overrides or {})}, preset=preset)
 
 

@@ -172,7 +172,7 @@ def _aspect_check(a: np.ndarray, b: np.ndarray, what: str) -> None:
         )
 
 
-def make_pair(item: Item, split: str, cfg: BuildConfig, root: Path) -> tuple[np.ndarray, dict, str, str]:
+def make_pair(item: Item, cfg: BuildConfig, root: Path) -> tuple[np.ndarray, dict, str, str]:
     """Decode an item's source(s) and return (A|B array, op params, op name, source sha256)."""
     size = cfg.size
     fit = lambda img: ops.fit_square(img, size, cfg.fit, cfg.pad_color)  # noqa: E731
@@ -200,7 +200,9 @@ def make_pair(item: Item, split: str, cfg: BuildConfig, root: Path) -> tuple[np.
         b = fit(b_full)
         op, sha = cfg.op, hashlib.sha256(data).hexdigest()
         if op == "inpaint":
-            rng = np.random.default_rng([cfg.seed, int(hashlib.sha256(item.id.encode()).hexdigest()[:15], 16)])
+            rng = None
+            if cfg.inpaint_position == "random":  # per item, from (seed, id): any order, any worker
+                rng = np.random.default_rng([cfg.seed, int(hashlib.sha256(item.id.encode()).hexdigest()[:15], 16)])
             box = ops.inpaint_box(size, cfg.inpaint_fraction, cfg.inpaint_position, rng)
             a = ops.make_inpaint(b, box, cfg.inpaint_fill)
             params = {"box": list(box), "fill": list(cfg.inpaint_fill), "position": cfg.inpaint_position}
@@ -219,7 +221,7 @@ def make_pair(item: Item, split: str, cfg: BuildConfig, root: Path) -> tuple[np.
 def process_item(item: Item, split: str, cfg: BuildConfig, root: Path, staging: Path) -> dict:
     """Make and write one pair; returns a manifest record, or a rejection record (`"kind"` key)."""
     try:
-        ab, params, op, src_sha = make_pair(item, split, cfg, root)
+        ab, params, op, src_sha = make_pair(item, cfg, root)
     except ImageRejected as exc:
         return {"id": item.id, "source": _source_label(item), "kind": exc.kind, "reason": exc.reason}
     data = ops.encode(ab, cfg.image_format, cfg.quality)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from pix2pix.training.data import EpochSampler, PairDataset, seed_worker
+from pix2pix.training.data import EpochSampler, PairDataset, collate_pairs, seed_worker
 
 
 def make_pairs(root: Path, n: int) -> Path:
@@ -65,7 +65,7 @@ def direct_rate(ds: PairDataset, passes: int) -> float:
 def loader_rate(ds: PairDataset, workers: int, passes: int) -> float:
     sampler = EpochSampler(len(ds), seed=0)
     loader = DataLoader(ds, batch_size=1, sampler=sampler, num_workers=workers,
-                        worker_init_fn=seed_worker, persistent_workers=True,
+                        collate_fn=collate_pairs, worker_init_fn=seed_worker, persistent_workers=True,
                         multiprocessing_context="forkserver",
                         generator=torch.Generator().manual_seed(0), prefetch_factor=8)
     for _ in loader:  # warm-up epoch: worker start-up is not throughput
@@ -74,8 +74,8 @@ def loader_rate(ds: PairDataset, workers: int, passes: int) -> float:
     count = 0
     for e in range(1, passes + 1):
         sampler.set_epoch(e)
-        for x, _ in loader:
-            count += x.shape[0]
+        for xy in loader:
+            count += xy.shape[0]
     return count / (time.perf_counter() - t0)
 
 

@@ -498,3 +498,14 @@ def test_resuming_a_finished_run_rewrites_its_outputs_only(ds, tmp_path):
     assert m2["G_L1"] == m1["G_L1"] and m2["val_L1"] == m1["val_L1"]
     assert (run / "generator.pt").is_file()
     assert [p.name for p in (run / "samples").iterdir()] == ["step-0000003.png"]
+
+
+def test_collate_pairs_packs_input_and_target_into_one_tensor() -> None:
+    from pix2pix.training.data import collate_pairs
+
+    samples = [(torch.full((3, 4, 4), 10 * i, dtype=torch.uint8), torch.full((3, 4, 4), 10 * i + 1, dtype=torch.uint8))
+               for i in range(3)]
+    xy = collate_pairs(samples)
+    assert xy.shape == (3, 6, 4, 4) and xy.dtype == torch.uint8
+    for i in range(3):
+        assert (xy[i, :3] == 10 * i).all() and (xy[i, 3:] == 10 * i + 1).all()

@@ -36,6 +36,7 @@ from pix2pix.training.data import (
     DatasetError,
     EpochSampler,
     PairDataset,
+    collate_pairs,
     dataset_fingerprint,
     from_model_range,
     seed_worker,
@@ -303,7 +304,7 @@ def train(
     workers = 0 if train_ds.in_memory else cfg.num_workers
     loader = DataLoader(
         train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
-        worker_init_fn=seed_worker, persistent_workers=workers > 0,
+        collate_fn=collate_pairs, worker_init_fn=seed_worker, persistent_workers=workers > 0,
         multiprocessing_context="forkserver" if workers > 0 else None,
         # Its own generator: the loader must not draw from the global RNG (dropout's).
         generator=torch.Generator().manual_seed(cfg.seed), pin_memory=device.type == "cuda",
@@ -433,10 +434,10 @@ def train(
             sampler.set_epoch(pos.epoch, start=pos.batch * cfg.batch_size)
             G_train.train()
             D_train.train()
-            for x_u8, y_u8 in loader:
+            for xy_u8 in loader:
                 # ---- batch: uint8 -> [-1, 1] on the device (the one conversion, data.py)
-                real_a = to_model_range(x_u8.to(device, non_blocking=True))
-                real_b = to_model_range(y_u8.to(device, non_blocking=True))
+                xy = xy_u8.to(device, non_blocking=True)
+                real_a, real_b = to_model_range(xy[:, :3]), to_model_range(xy[:, 3:])
                 if rt.channels_last:
                     real_a = real_a.contiguous(memory_format=torch.channels_last)
                     real_b = real_b.contiguous(memory_format=torch.channels_last)
@@ -467,8 +468,8 @@ def train(
                 scaler.update()
                 pos.step += 1
                 pos.batch += 1
-                window_images += x_u8.shape[0] * ctx.world_size
-                epoch_images += x_u8.shape[0] * ctx.world_size
+                window_images += xy_u8.shape[0] * ctx.world_size
+                epoch_images += xy_u8.shape[0] * ctx.world_size
 
                 # ---- log
                 step_metrics = {**m_G, **m_D, "lr": opt_G.param_groups[0]["lr"]}

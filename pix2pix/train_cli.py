@@ -25,6 +25,8 @@ examples:
   pix2pix train data/facades runs/facades --direction BtoA --resume
   # the params.yaml `train` section, with one value overridden
   pix2pix train data/facades runs/x --params params.yaml --set lr=0.0001
+  # fine-tune a published official generator (e.g. facades_label2photo.pth) on your data
+  pix2pix train data/mine runs/ft --direction BtoA --init-generator facades_label2photo.pth --lr 0.0001
   # 2 processes (GPUs, or CPU with gloo); batch size is per process
   torchrun --nproc_per_node=2 -m pix2pix.train_cli data/facades runs/ddp
 
@@ -39,6 +41,8 @@ config.json, samples/*.png, history.jsonl, metrics.json, dvclive/ (if dvclive is
 _FLAGS: list[tuple[str, str, Any, str]] = [
     ("--generator", "generator", str,
      "unet_128 | unet_256 | unet_512 | resnet_6blocks | resnet_9blocks (default unet_256)"),
+    ("--init-generator", "init_generator", str,
+     "fine-tune: start G from an official latest_net_G.pth or a generator.pt"),
     ("--ngf", "ngf", int, "generator width (default 64)"),
     ("--ndf", "ndf", int, "discriminator width (default 64)"),
     ("--norm", "norm", str, "batch | instance | none (default batch)"),

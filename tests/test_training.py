@@ -509,3 +509,30 @@ def test_collate_pairs_packs_input_and_target_into_one_tensor() -> None:
     assert xy.shape == (3, 6, 4, 4) and xy.dtype == torch.uint8
     for i in range(3):
         assert (xy[i, :3] == 10 * i).all() and (xy[i, 3:] == 10 * i + 1).all()
+
+
+def test_init_generator_fine_tunes_from_an_official_state_dict(ds, tmp_path):
+    from pix2pix.models import build_generator, init_weights
+    from pix2pix.training.checkpoint import CheckpointError
+
+    cfg = tiny(n_epochs=1, n_epochs_decay=0)
+    # A state dict as the official code saves it (same names as ours), from other random weights.
+    start = init_weights(build_generator(cfg.generator, ngf=cfg.ngf, norm=cfg.norm),
+                         generator=torch.Generator().manual_seed(1234))
+    official = {f"module.{k}": v for k, v in start.state_dict().items()}  # DataParallel prefix too
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(official, path)
+
+    tuned = train(tiny(n_epochs=1, n_epochs_decay=0, init_generator=str(path)), ds, tmp_path / "ft", progress=False)
+    fresh = train(cfg, ds, tmp_path / "fresh", progress=False)
+    names = [n for n, _ in start.named_parameters()]
+    moved = max((dict(tuned.G.named_parameters())[n] - dict(start.named_parameters())[n]).abs().max().item()
+                for n in names)
+    apart = max((dict(fresh.G.named_parameters())[n] - dict(start.named_parameters())[n]).abs().max().item()
+                for n in names)
+    assert moved < 0.01 < apart  # 3 Adam steps of lr 2e-4 from the given weights, not a fresh init
+
+    bad = tmp_path / "other.pth"
+    torch.save({"model.model.0.weight": torch.zeros(1)}, bad)
+    with pytest.raises(CheckpointError, match="other.pth does not fit this generator"):
+        train(tiny(init_generator=str(bad)), ds, tmp_path / "bad", progress=False)

@@ -66,6 +66,8 @@ class TrainConfig:
     dropout: bool = True
     d_receptive_field: int = 70
     init_std: float = 0.02
+    # fine-tuning: start G from these weights (an official latest_net_G.pth or a generator.pt)
+    init_generator: str = ""
     # objective
     gan_mode: str = "vanilla"
     lambda_l1: float = 100.0

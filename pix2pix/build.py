@@ -151,7 +151,7 @@ def _decode(root: Path, rel: str, cfg: BuildConfig, min_size: tuple[int, int]) -
     # A JPEG is decoded at the smallest DCT scale that keeps both sides >= 2x the target, then
     # area-resized: 38-55 dB (mean 45) to a full decode on photos, 2-4x less to decode. Decoding
     # right down to the target is faster still but costs ~10 dB (the scaled IDCT aliases).
-    return load_rgb(data, name=rel, max_pixels=cfg.max_pixels, min_size=min_size), data
+    return load_rgb(data, max_pixels=cfg.max_pixels, min_size=min_size), data
 
 
 def _decode_half(root: Path, rel: str, cfg: BuildConfig, min_size: tuple[int, int]) -> tuple[np.ndarray, bytes]:

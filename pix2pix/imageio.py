@@ -60,11 +60,11 @@ def _to_rgb(im: Image.Image, background: tuple[int, int, int] = WHITE) -> Image.
     return im.convert("RGB")
 
 
-def open_image(data: bytes, *, name: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Open encoded image bytes lazily, checking emptiness, format and the pixel limit.
 
-    `name` is only used in messages. The pixel data is not decoded yet, so a caller can still
-    ask for a reduced-scale JPEG decode with `draft`.
+    The pixel data is not decoded yet, so a caller can still ask for a reduced-scale JPEG decode
+    with `draft`. Messages do not name the file: the caller knows it and reports it beside them.
     """
     if not data:
         raise ImageRejected("empty file (0 bytes)", "empty file")
@@ -117,7 +117,6 @@ def _looks_like_text(head: bytes) -> bool:
 def load_rgb(
     data: bytes,
     *,
-    name: str = "<bytes>",
     max_pixels: int = DEFAULT_MAX_PIXELS,
     min_size: tuple[int, int] | None = None,
 ) -> np.ndarray:
@@ -127,7 +126,7 @@ def load_rgb(
     stays at least that large in both sides (after orientation is applied the sides may swap, so
     pass a square or a generous size). Raises `ImageRejected` for anything unusable.
     """
-    im = open_image(data, name=name, max_pixels=max_pixels)
+    im = open_image(data, max_pixels=max_pixels)
     try:
         if min_size is not None and im.format == "JPEG":
             im.draft("RGB", min_size)

@@ -164,6 +164,8 @@ def test_official_load_wrong_shape_names_key_and_shapes():
 def test_official_load_wrong_depth_fails_before_touching_model():
     given = _random_state_dict("unet_128_ngf64_batch", seed=5)
     model = _empty_model("unet_256_ngf64_batch")
+    with torch.no_grad():  # to_empty leaves garbage (maybe NaN, which never equals itself)
+        model.model.model[0].weight.fill_(0.25)
     before = model.model.model[0].weight.clone()
     with pytest.raises(OfficialCheckpointError, match="missing from the state dict"):
         load_official_generator(model, given)

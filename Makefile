@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The pipeline of dvc.yaml on the built-in photos: samples -> build -> train (small preset).
+# The pipeline of dvc.yaml on the built-in photos: samples -> build -> train (small) -> evaluate.
 demo: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" DVC_NO_ANALYTICS=1 $(BIN)/dvc repro
 	$(BIN)/pix2pix inspect data/dataset
@@ -24,6 +24,7 @@ demo: $(STAMP)
 	@echo "dataset:       data/dataset/  (look at data/dataset/preview.jpg)"
 	@echo "trained model: runs/demo/generator.pt, sample grids in runs/demo/samples/"
 	@echo "metrics:       runs/demo/metrics.json, runs/demo/dvclive/"
+	@echo "report:        reports/demo/report.html (test split: metrics, plots, input|output|target)"
 
 # Everything, including the slow tier (real servers, real training); CI runs this.
 test: $(STAMP)
@@ -48,4 +49,4 @@ bench-train: $(STAMP)
 	$(BIN)/python bench/bench_dataloader.py
 
 clean:
-	rm -rf $(VENV) data/dataset data/samples runs .pytest_cache
+	rm -rf $(VENV) data/dataset data/samples runs reports .pytest_cache

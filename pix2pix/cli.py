@@ -3,6 +3,7 @@
     pix2pix build photos/ data/pairs --op edges --size 256
     pix2pix inspect data/pairs
     pix2pix train data/pairs runs/edges --preset small
+    pix2pix evaluate runs/edges data/pairs reports/edges
 
 Heavy modules (torch, Prefect) are imported only inside the commands that need them, so
 `pix2pix --help` and `pix2pix build` start fast. Library errors become exit codes here and only
@@ -174,10 +175,12 @@ def make_parser() -> argparse.ArgumentParser:
     _add_build(sub)
     _add_inspect(sub)
     _add_samples(sub)
+    from pix2pix.evaluate_cli import add_evaluate_parser, run_evaluate  # no torch import until it runs
     from pix2pix.serve_cli import add_serve_parser, run_serve  # no Prefect import until it runs
-    from pix2pix.train_cli import add_train_parser, run_train  # no torch import until it runs
+    from pix2pix.train_cli import add_train_parser, run_train
 
     add_train_parser(sub).set_defaults(func=run_train)
+    add_evaluate_parser(sub).set_defaults(func=run_evaluate)
     add_serve_parser(sub).set_defaults(func=run_serve)
     return parser
 

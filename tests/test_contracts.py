@@ -28,8 +28,8 @@ def test_dvc_stages_declare_their_own_params_and_spell_paths_once() -> None:
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     stages = dvc["stages"]
-    assert list(stages) == ["samples", "build", "train"]
-    for name in ("build", "train"):
+    assert list(stages) == ["samples", "build", "train", "evaluate"]
+    for name in ("build", "train", "evaluate"):
         assert stages[name]["params"] == [name]  # a stage reads only its own section
     text = (ROOT / "dvc.yaml").read_text()
     for value in params["paths"].values():

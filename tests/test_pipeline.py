@@ -47,7 +47,7 @@ def test_dvc_repro_runs_the_pipeline_and_reruns_only_what_changed(tmp_path: Path
     _run([*git, "commit", "-qm", "pipeline"], repo, env)
 
     first = _run([sys.executable, "-m", "dvc", "repro"], repo, env).stdout
-    for stage in ("samples", "build", "train"):
+    for stage in ("samples", "build", "train", "evaluate"):
         assert f"Running stage '{stage}'" in first
     meta = json.loads((repo / "data/dataset/dataset.json").read_text())
     assert meta["total"] == 12 and meta["size"] == 128 and meta["rejected"]["total"] == 0
@@ -57,6 +57,9 @@ def test_dvc_repro_runs_the_pipeline_and_reruns_only_what_changed(tmp_path: Path
     lock = yaml.safe_load((repo / "dvc.lock").read_text())
     assert lock["stages"]["train"]["params"]["params.yaml"]["train"]["ngf"] == 4
     assert "build" not in lock["stages"]["train"]["params"]["params.yaml"]  # a stage reads only its section
+    report = json.loads((repo / "reports/demo/metrics.json").read_text())
+    assert report["count"] == meta["counts"]["test"] and 0 <= report["SSIM"] <= 1
+    assert (repo / "reports/demo/report.html").stat().st_size > 1000
 
     assert "Data and pipelines are up to date" in _run([sys.executable, "-m", "dvc", "status"], repo, env).stdout
 
@@ -66,7 +69,7 @@ def test_dvc_repro_runs_the_pipeline_and_reruns_only_what_changed(tmp_path: Path
     out = second.stdout
     assert "Stage 'samples' didn't change, skipping" in out
     assert "Stage 'build' didn't change, skipping" in out
-    assert "Running stage 'train'" in out
+    assert "Running stage 'train'" in out and "Running stage 'evaluate'" in out  # new G, new report
     # The persisted checkpoint was made with another lr: it must not be resumed silently.
     assert "starting fresh, this run differs from the checkpoint: lr: checkpoint 0.0002, now 0.0001" in out
     new_cfg = json.loads((repo / "runs/demo/config.json").read_text())

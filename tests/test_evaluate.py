@@ -1,0 +1,225 @@
+"""`pix2pix evaluate`: pure metric functions, then one tiny trained model evaluated end to end.
+
+The model (unet_128, ngf = ndf = 4, one epoch on 3 pairs) is trained once per module; each
+evaluation of its 4 test images takes about a second on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+from dsfactory import make_dataset
+from PIL import Image
+
+from pix2pix.errors import ConfigError, OutputExistsError
+from pix2pix.evaluate import (
+    PSNR_CAP,
+    EmptySplitError,
+    EvalConfig,
+    EvaluateError,
+    evaluate,
+    histogram_intersection,
+    lab_histogram,
+    pair_metrics,
+)
+from pix2pix.evaluate_cli import main as cli_main
+from pix2pix.training import TrainConfig, train
+
+N_TEST = 4
+FAST = {"num_threads": 1}
+
+
+@pytest.fixture(scope="module")
+def ds(tmp_path_factory) -> Path:
+    return make_dataset(tmp_path_factory.mktemp("ds"), n_train=3, n_val=1, n_test=N_TEST, size=128)
+
+
+@pytest.fixture(scope="module")
+def run_dir(ds, tmp_path_factory) -> Path:
+    cfg = TrainConfig.from_dict({
+        "generator": "unet_128", "size": 128, "ngf": 4, "ndf": 4, "n_epochs": 1, "n_epochs_decay": 0,
+        "num_workers": 0, "sample_every": 0, "log_every": 1, "seed": 1, "num_threads": 1,
+    })
+    run = tmp_path_factory.mktemp("run")
+    train(cfg, ds, run, progress=False)
+    return run
+
+
+@pytest.fixture(scope="module")
+def report(run_dir, ds, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("eval") / "out"
+    evaluate(run_dir, ds, out, EvalConfig(**FAST))
+    return out
+
+
+def images_of(out: Path) -> dict[str, np.ndarray]:
+    return {p.stem: np.asarray(Image.open(p)) for p in sorted((out / "images").glob("*.png"))}
+
+
+# --------------------------------------------------------------------------- pure metrics
+
+
+def test_identical_images_score_perfectly(photos):
+    img = photos["chelsea"][:128, :128]
+    m = pair_metrics(img, img)
+    assert m["L1"] == 0.0 and m["L1_255"] == 0.0
+    assert m["PSNR"] == PSNR_CAP  # documented cap instead of inf
+    assert m["SSIM"] == pytest.approx(1.0)
+    h = lab_histogram(img)
+    assert h.shape == (3, 64) and (h.sum(1) == 128 * 128).all()
+    assert histogram_intersection(h, h) == pytest.approx([1.0, 1.0, 1.0])
+
+
+def test_constant_offset_gives_known_l1_and_psnr():
+    rng = np.random.default_rng(0)
+    target = rng.integers(20, 200, (64, 64, 3), dtype=np.uint8)
+    output = target + np.uint8(10)
+    m = pair_metrics(output, target)
+    assert m["L1_255"] == pytest.approx(10.0)
+    assert m["L1"] == pytest.approx(10 / 127.5, abs=1e-6)  # [-1, 1] units
+    assert m["PSNR"] == pytest.approx(10 * math.log10(255**2 / 100))  # MSE = 100 → 28.13 dB
+    assert m["SSIM"] < 1.0
+
+
+def test_histogram_intersection_of_disjoint_and_half_overlapping():
+    p = np.array([[4, 0, 0, 0]])
+    assert histogram_intersection(p, np.array([[0, 0, 0, 9]]))[0] == 0.0
+    assert histogram_intersection(p, np.array([[1, 1, 0, 0]]))[0] == pytest.approx(0.5)
+    with pytest.raises(ValueError):
+        histogram_intersection(p, np.array([[0, 0, 0, 0]]))
+
+
+def test_config_is_validated():
+    with pytest.raises(ConfigError, match="eval_mode"):
+        EvalConfig(eval_mode="inference")
+    with pytest.raises(ConfigError, match="batch_size"):
+        EvalConfig(batch_size=0)
+    with pytest.raises(ConfigError, match="device"):
+        EvalConfig(device="tpu")
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_writes_every_file(report):
+    for rel in ("metrics.json", "per_image.csv", "report.html", "plots/training_curves.png",
+                "plots/psnr_hist.png"):
+        assert (report / rel).is_file(), rel
+    imgs = images_of(report)
+    assert sorted(imgs) == [f"test{i:03d}" for i in range(N_TEST)]
+    for img in imgs.values():
+        assert img.dtype == np.uint8 and img.shape == (128, 3 * 128, 3)
+    assert not list(report.parent.glob(".out.*")), "staging folder left behind"
+
+
+def test_metrics_json_keys_and_ranges(report, run_dir):
+    m = json.loads((report / "metrics.json").read_text())
+    assert m["count"] == N_TEST and m["split"] == "test"
+    stored = json.loads((run_dir / "config.json").read_text())["eval_mode"]
+    assert m["eval_mode"] == stored and m["eval_mode_source"] == "checkpoint"
+    assert 0 <= m["L1"] <= 2 and m["L1_255"] == pytest.approx(m["L1"] * 127.5, rel=1e-4)
+    assert 0 < m["PSNR"] < PSNR_CAP
+    assert -1 <= m["SSIM"] <= 1
+    assert set(m["hist_intersection"]) == {"L", "a", "b"}
+    assert all(0 <= v <= 1 for v in m["hist_intersection"].values())
+    assert m["trained_on_this_dataset"] is True
+
+
+def test_per_image_csv(report):
+    rows = list(csv.DictReader((report / "per_image.csv").open()))
+    assert [r["id"] for r in rows] == [f"test{i:03d}" for i in range(N_TEST)]
+    assert set(rows[0]) == {"id", "L1", "PSNR", "SSIM"}
+    m = json.loads((report / "metrics.json").read_text())
+    assert np.mean([float(r["PSNR"]) for r in rows]) == pytest.approx(m["PSNR"], abs=1e-3)
+
+
+def test_per_image_metrics_match_the_written_images(report):
+    rows = {r["id"]: r for r in csv.DictReader((report / "per_image.csv").open())}
+    for name, img in images_of(report).items():
+        out, tgt = img[:, 128:256], img[:, 256:]
+        assert pair_metrics(out, tgt)["L1"] == pytest.approx(float(rows[name]["L1"]), abs=1e-5)
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+        self.scripts = 0
+
+    def handle_starttag(self, tag, attrs):
+        self.scripts += tag == "script"
+        self.links += [v for k, v in attrs if k in ("src", "href") and v]
+
+
+def test_report_links_exist_and_are_local(report):
+    parser = _Links()
+    parser.feed((report / "report.html").read_text(encoding="utf-8"))
+    assert parser.scripts == 0
+    links = parser.links
+    for name in images_of(report):
+        assert f"images/{name}.png" in links
+    assert "plots/training_curves.png" in links and "plots/psnr_hist.png" in links
+    for link in links:
+        assert "://" not in link and not link.startswith("/"), link
+        assert (report / unquote(link)).is_file(), link
+
+
+def test_eval_mode_eval_is_deterministic(run_dir, ds, tmp_path):
+    cfg = EvalConfig(eval_mode="eval", **FAST)
+    evaluate(run_dir / "generator.pt", ds, tmp_path / "a", cfg)
+    evaluate(run_dir / "generator.pt", ds, tmp_path / "b", cfg)
+    a, b = images_of(tmp_path / "a"), images_of(tmp_path / "b")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert json.loads((tmp_path / "a" / "metrics.json").read_text())["eval_mode"] == "eval"
+
+
+def test_eval_mode_train_is_reproducible_with_a_seed(run_dir, ds, tmp_path):
+    evaluate(run_dir, ds, tmp_path / "a", EvalConfig(eval_mode="train", seed=3, **FAST))
+    evaluate(run_dir, ds, tmp_path / "b", EvalConfig(eval_mode="train", seed=3, **FAST))
+    a, b = images_of(tmp_path / "a"), images_of(tmp_path / "b")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    evaluate(run_dir, ds, tmp_path / "c", EvalConfig(eval_mode="train", seed=4, **FAST))
+    c = images_of(tmp_path / "c")
+    assert any(not np.array_equal(a[k], c[k]) for k in a), "dropout should depend on the seed"
+
+
+def test_refuses_non_empty_out_dir_unless_overwrite(run_dir, ds, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match=str(out)):
+        evaluate(run_dir, ds, out, EvalConfig(max_images=1, **FAST))
+    assert (out / "keep.txt").read_text() == "mine"
+    r = evaluate(run_dir, ds, out, EvalConfig(max_images=1, **FAST), overwrite=True)
+    assert r.count == 1 and not (out / "keep.txt").exists()
+    assert len(list((out / "images").iterdir())) == 1
+
+
+def test_empty_split_names_the_splits_that_have_images(run_dir, tmp_path):
+    no_test = make_dataset(tmp_path / "ds", n_train=2, n_val=1, size=128)
+    with pytest.raises(EmptySplitError, match=r"'test' has no images.*train \(2\).*val \(1\)"):
+        evaluate(run_dir, no_test, tmp_path / "out", EvalConfig(**FAST))
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_generator_is_a_clear_error(ds, tmp_path):
+    with pytest.raises(EvaluateError, match="generator.pt"):
+        evaluate(tmp_path, ds, tmp_path / "out", EvalConfig(**FAST))
+
+
+def test_cli(run_dir, ds, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = [str(run_dir), str(ds), str(out), "--max-images", "2", "--eval-mode", "eval", "--threads", "1"]
+    assert cli_main(args) == 0
+    assert json.loads((out / "metrics.json").read_text())["count"] == 2
+    assert "report.html" in capsys.readouterr().out
+    assert cli_main(args) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert cli_main([*args, "--split", "val", "--overwrite"]) == 0

@@ -28,6 +28,7 @@ import numpy as np
 
 from pix2pix import __version__, ops
 from pix2pix.archive import extract_archive, is_archive
+from pix2pix.atomic import publish, sibling
 from pix2pix.config import SPLITS, BuildConfig
 from pix2pix.errors import ImageRejected, NothingUsableError, OutputExistsError, SourceError
 from pix2pix.imageio import load_rgb
@@ -103,10 +104,6 @@ def _split_key(item: Item) -> str:
     return item.paths.get("B") or item.paths.get("AB") or item.id
 
 
-def _sibling(out: Path, tag: str) -> Path:
-    return out.parent / f".{out.name}.{tag}"
-
-
 def plan_build(config: BuildConfig) -> BuildPlan:
     """Check the output, extract an archive source, list the items and decide their splits."""
     out = Path(config.out)
@@ -120,7 +117,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     if src.is_file():
         if not (is_archive(src) or kind == "archive"):
             raise SourceError(f"{src}: a file source must be a .tar.gz, .tgz, .tar or .zip archive")
-        workdir = _sibling(out, "extract")
+        workdir = sibling(out, "extract")
         shutil.rmtree(workdir, ignore_errors=True)
         root = extract_archive(src, workdir)
         kind = "auto"
@@ -133,7 +130,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     for item in scan.items:
         given = item.given_split if not config.resplit else None
         items.append((item, given or split_for(_split_key(item), config.seed, config.split)))
-    staging = _sibling(out, "partial")
+    staging = sibling(out, "partial")
     shutil.rmtree(staging, ignore_errors=True)
     for s in SPLITS:
         (staging / s).mkdir(parents=True)
@@ -402,7 +399,7 @@ def finalize_build(
     from pix2pix.preview import write_preview
 
     write_preview(staging, kept, staging / "preview.jpg", per_split=cfg.preview_per_split)
-    _publish(staging, out)
+    publish(staging, out)
     _cleanup(plan)
     return BuildSummary(
         out=str(out),
@@ -414,18 +411,6 @@ def finalize_build(
         seconds=time.perf_counter() - started if started else 0.0,
         source_kind=plan.kind,
     )
-
-
-def _publish(staging: Path, out: Path) -> None:
-    """Put the finished folder at `out` by renames only, so `out` is never half written."""
-    old = None
-    if out.exists():
-        old = _sibling(out, "old")
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-    staging.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _cleanup(plan: BuildPlan) -> None:

@@ -35,6 +35,7 @@ from urllib.parse import quote
 
 import numpy as np
 
+from pix2pix.atomic import publish, sibling
 from pix2pix.errors import ConfigError, OutputExistsError, Pix2PixError
 
 EVAL_MODES = ("checkpoint", "train", "eval")
@@ -257,7 +258,7 @@ def evaluate(
                      flip=False, train=False)
     n = len(records) if config.max_images == 0 else min(len(records), config.max_images)
 
-    staging = out.parent / f".{out.name}.tmp"
+    staging = sibling(out, "tmp")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "images").mkdir(parents=True)
     (staging / "plots").mkdir()
@@ -326,7 +327,7 @@ def evaluate(
         plots.append(("plots/psnr_hist.png", "Per-image PSNR over the split"))
         (staging / "report.html").write_text(
             render_report(metrics, per_image[: config.report_rows], plots), encoding="utf-8")
-        _publish(staging, out)
+        publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -337,18 +338,6 @@ def _write_png(path: Path, img: np.ndarray) -> None:
     from PIL import Image
 
     Image.fromarray(np.ascontiguousarray(img)).save(path)
-
-
-def _publish(staging: Path, out: Path) -> None:
-    """Put the finished folder at ``out`` by renames only (as ``pix2pix.build`` does)."""
-    old = None
-    if out.exists():
-        old = out.parent / f".{out.name}.old"
-        shutil.rmtree(old, ignore_errors=True)
-        out.rename(old)
-    staging.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------- plots

@@ -28,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pix2pix.training import TrainConfig, losses, train
-from pix2pix.training.loop import build_models, make_adam, set_requires_grad
+from pix2pix.training import TrainConfig, train
+from pix2pix.training.loop import build_models
+from pix2pix.training.step import make_adam, pix2pix_step
 
 GFLOP_PER_ITER = 86.9  # one iteration at batch 1 (G fwd, D step, G step), PAPER.md
 
@@ -49,12 +50,9 @@ class BareStep:
         if channels_last:
             G, D = (m.to(memory_format=torch.channels_last) for m in (G, D))
         self.G, self.D, self.device, self.recompute_fake = G, D, device, recompute_fake
-        if fused_adam:  # what the loop uses
-            self.opt_G, self.opt_D = make_adam(G, cfg), make_adam(D, cfg)
-        else:  # torch's default on CPU: one tensor at a time
-            self.opt_G, self.opt_D = (torch.optim.Adam(m.parameters(), lr=cfg.lr,
-                                                       betas=(cfg.beta1, cfg.beta2))
-                                      for m in (G, D))
+        impl = "fused" if fused_adam else "foreach"  # foreach: torch's default (per-tensor on CPU)
+        self.opt_G, self.opt_D = (make_adam(m, cfg.lr, (cfg.beta1, cfg.beta2), impl)
+                                  for m in (G, D))
         fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.a, self.b = (torch.rand(batch, 3, 256, 256, device=device).mul(2).sub(1)
                           .contiguous(memory_format=fmt) for _ in range(2))
@@ -64,23 +62,31 @@ class BareStep:
         G, D, a, b = self.G, self.D, self.a, self.b
         sync(self.device)
         t0 = time.perf_counter()
-        fake = G(a)
-        set_requires_grad(D, True)
-        self.opt_D.zero_grad(set_to_none=True)
-        loss_D = 0.5 * (losses.gan_loss(D(torch.cat([a, fake.detach()], 1)), False, "vanilla")
-                        + losses.gan_loss(D(torch.cat([a, b], 1)), True, "vanilla"))
-        loss_D.backward()
-        self.opt_D.step()
-        set_requires_grad(D, False)
-        self.opt_G.zero_grad(set_to_none=True)
         if self.recompute_fake:
-            fake = G(a)
-        loss_G = (losses.gan_loss(D(torch.cat([a, fake], 1)), True, "vanilla")
-                  + 100 * torch.nn.functional.l1_loss(fake, b))
-        loss_G.backward()
-        self.opt_G.step()
+            _naive_step(G, D, self.opt_G, self.opt_D, a, b)
+        else:  # the function train() runs
+            pix2pix_step(G, D, self.opt_G, self.opt_D, a, b)
         sync(self.device)
         self.times.append(time.perf_counter() - t0)
+
+
+def _naive_step(G, D, opt_G, opt_D, a, b) -> None:
+    """A naive port for comparison: G(x) computed again for the G step."""
+    from pix2pix.training import losses
+    from pix2pix.training.step import set_requires_grad
+
+    set_requires_grad(D, True)
+    opt_D.zero_grad(set_to_none=True)
+    loss_D, _ = losses.discriminator_loss(D(torch.cat([a, b], 1)),
+                                          D(torch.cat([a, G(a).detach()], 1)), "vanilla")
+    loss_D.backward()
+    opt_D.step()
+    set_requires_grad(D, False)
+    opt_G.zero_grad(set_to_none=True)
+    fake = G(a)
+    loss_G, _ = losses.generator_loss(D(torch.cat([a, fake], 1)), fake, b, "vanilla", 100.0)
+    loss_G.backward()
+    opt_G.step()
 
 
 def run_round_robin(steps: dict[str, BareStep], iters: int) -> None:

@@ -25,6 +25,7 @@ EVAL_MODES = ("train", "eval")
 NORMS = ("batch", "instance", "none")
 D_RECEPTIVE_FIELDS = (1, 16, 70, 286)
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+ADAM_IMPLS = ("fused", "foreach")
 
 # Keys that decide how a run executes but not what it computes (on a given device), plus the
 # epoch counts so a finished run can be extended. Everything else is the "resume key": a
@@ -36,6 +37,7 @@ RUNTIME_KEYS = (
     "num_threads",
     "device",
     "compile",
+    "adam",
     "in_memory_mb",
     "keep_last",
     "checkpoint_every",
@@ -75,6 +77,9 @@ class TrainConfig:
     lr: float = 2e-4
     beta1: float = 0.5
     beta2: float = 0.999
+    # "fused": one kernel for all parameters (faster); "foreach": torch's default Adam, as the
+    # official code runs it (bit-identical steps). They differ by float rounding: docs/training.md.
+    adam: str = "fused"
     n_epochs: int = 100
     n_epochs_decay: int = 100
     batch_size: int = 1
@@ -207,6 +212,7 @@ def _validate(cfg: TrainConfig) -> None:
     _choice("direction", cfg.direction, DIRECTIONS)
     _choice("eval_mode", cfg.eval_mode, EVAL_MODES)
     _choice("amp", cfg.amp, AMP_MODES)
+    _choice("adam", cfg.adam, ADAM_IMPLS)
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
         raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     for key in ("ngf", "ndf", "batch_size", "size", "load_size", "num_samples", "log_every"):

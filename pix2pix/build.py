@@ -22,7 +22,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -31,7 +31,7 @@ from pix2pix.archive import extract_archive, is_archive
 from pix2pix.atomic import publish, sibling
 from pix2pix.config import SPLITS, BuildConfig
 from pix2pix.errors import ImageRejected, NothingUsableError, OutputExistsError, SourceError
-from pix2pix.imageio import load_rgb
+from pix2pix.imageio import load_rgb, open_image
 from pix2pix.sources import Item, scan_source
 
 FORMAT_NAME = "pix2pix-ab"
@@ -63,6 +63,8 @@ class BuildSummary:
     near_duplicates_across_splits: int
     seconds: float
     source_kind: str
+    near_duplicates_moved: int = 0
+    warnings: int = 0
 
     @property
     def total(self) -> int:
@@ -77,10 +79,15 @@ class BuildSummary:
             reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items()))
             lines.append(f"rejected: {n_rej} ({reasons}); see {Path(self.out) / 'rejected.jsonl'}")
         if self.near_duplicates:
+            leak = (f", {self.near_duplicates_across_splits} still across the source's own splits (possible test "
+                    "leakage)" if self.near_duplicates_across_splits else "")
             lines.append(
-                f"near-duplicates: {self.near_duplicates} pairs, {self.near_duplicates_across_splits} across "
-                f"splits (possible test leakage); see {Path(self.out) / 'near_duplicates.jsonl'}"
+                f"near-duplicates: {self.near_duplicates} groups of look-alike images, each kept in one split "
+                f"({self.near_duplicates_moved} images moved){leak}; see {Path(self.out) / 'near_duplicates.jsonl'}"
             )
+        if self.warnings:
+            lines.append(f"warnings: {self.warnings} small images kept (enlarged more than --min-side allows); "
+                         f"see 'warnings' in {Path(self.out) / 'manifest.jsonl'}")
         lines.append(f"preview: {Path(self.out) / 'preview.jpg'}")
         return "\n".join(lines)
 
@@ -169,32 +176,109 @@ def _aspect_check(a: np.ndarray, b: np.ndarray, what: str) -> None:
         )
 
 
-def make_pair(item: Item, cfg: BuildConfig, root: Path) -> tuple[np.ndarray, dict, str, str]:
-    """Decode an item's source(s) and return (A|B array, op params, op name, source sha256)."""
-    size = cfg.size
+class Made(NamedTuple):
+    """What `make_pair` makes of one item."""
+
+    ab: np.ndarray  # the A|B array, H×2H×3 uint8
+    params: dict[str, Any]  # the op's parameters for this item
+    op: str
+    source_sha256: str
+    warnings: list[str]  # kept, but worth a look (e.g. enlarged more than --min-side allows)
+    raw: bytes | None = None  # the source's own bytes when they are already the output (copied as is)
+
+
+def _small(shape: tuple[int, ...], cfg: BuildConfig, what: str, warnings: list[str]) -> None:
+    """Reject (or, with small_images=warn, note) a source whose fitted side is under min_side.
+
+    The fitted side is the one scaled to `size`: the short side for crop and stretch, the long one
+    for pad. Decoding keeps sides >= min(true side, `_decode_floor`), so decoded sizes decide.
+    """
+    h, w = shape[:2]
+    side = max(w, h) if cfg.fit == "pad" else min(w, h)
+    need = cfg.min_source_side
+    if side >= need:
+        return
+    msg = (f"{what}{w}x{h} would be enlarged {cfg.size / side:.1f}x to {cfg.size} "
+           f"({'long' if cfg.fit == 'pad' else 'short'} side {side} < --min-side {need})")
+    if cfg.small_images == "warn":
+        warnings.append(msg)
+        return
+    raise ImageRejected(f"{msg}; pass --small-images warn to keep it, or a smaller --min-side", "too small")
+
+
+def _decode_floor(cfg: BuildConfig) -> int:
+    return max(2 * cfg.size, cfg.min_source_side)
+
+
+def _blank_check(b: np.ndarray, cfg: BuildConfig) -> None:
+    """Reject a near-blank photo (e.g. a mostly transparent overlay composited on white).
+
+    Single photos only: A is made from them, so a blank one makes a meaningless pair. A user's
+    own pairs are kept as given (a flat target can be right there, e.g. a one-class label map).
+    """
+    if cfg.min_spread <= 0:
+        return
+    spread = ops.pixel_spread(b)
+    if spread < cfg.min_spread:
+        raise ImageRejected(
+            f"near-blank image: its pixel spread (1st..99th percentile) is {spread} of 255, under "
+            f"--min-spread {cfg.min_spread} (lower it, or 0, to keep such images)",
+            "near-blank",
+        )
+
+
+def _copyable(data: bytes, cfg: BuildConfig) -> bool:
+    """True when an A|B file already is what the build would write: same format, size, plain
+    8-bit RGB, upright, so re-encoding could only lose quality (and change the bytes)."""
+    if cfg.swap:
+        return False
+    try:
+        im = open_image(data, max_pixels=cfg.max_pixels)
+        if im.size != (2 * cfg.size, cfg.size) or im.mode != "RGB" or im.getexif().get(0x0112, 1) != 1:
+            return False
+    except (ImageRejected, OSError, ValueError, SyntaxError):
+        return False
+    if cfg.image_format == "jpg":
+        return im.format == "JPEG"
+    # PNG: 8 bits per channel, colour type 2 (RGB), no transparency chunk
+    return im.format == "PNG" and data[24:26] == b"\x08\x02" and "transparency" not in im.info
+
+
+def make_pair(item: Item, cfg: BuildConfig, root: Path) -> Made:
+    """Decode an item's source(s) and make its A|B pair; raises `ImageRejected` with a reason."""
+    size, floor = cfg.size, _decode_floor(cfg)
     fit = lambda img: ops.fit_square(img, size, cfg.fit, cfg.pad_color)  # noqa: E731
     params: dict[str, Any] = {}
+    warnings: list[str] = []
+    raw = None
     if "AB" in item.paths:
-        ab, data = _decode(root, item.paths["AB"], cfg, (4 * size, 2 * size))
+        ab, data = _decode(root, item.paths["AB"], cfg, (2 * floor, floor))
         if ab.shape[1] % 2:
             raise ImageRejected(
                 f"not an A|B image: width {ab.shape[1]} is odd (A|B images are two halves side by side)",
                 "not an A|B image",
             )
+        _small((ab.shape[0], ab.shape[1] // 2), cfg, "each half ", warnings)
         a, b = (fit(x) for x in ops.split_ab(ab))
         op, sha = "ab", hashlib.sha256(data).hexdigest()
+        if _copyable(data, cfg):
+            raw = data
     elif "A" in item.paths:
-        a_full, da = _decode_half(root, item.paths["A"], cfg, (2 * size, 2 * size))
-        b_full, db = _decode_half(root, item.paths["B"], cfg, (2 * size, 2 * size))
+        a_full, da = _decode_half(root, item.paths["A"], cfg, (floor, floor))
+        b_full, db = _decode_half(root, item.paths["B"], cfg, (floor, floor))
         _aspect_check(a_full, b_full, item.id)
+        _small(a_full.shape, cfg, "A ", warnings)
+        _small(b_full.shape, cfg, "B ", warnings)
         a, b = fit(a_full), fit(b_full)
         op = "pair"
         sha = hashlib.sha256(
             (hashlib.sha256(da).hexdigest() + hashlib.sha256(db).hexdigest()).encode()
         ).hexdigest()
     else:
-        b_full, data = _decode(root, item.paths["B"], cfg, (2 * size, 2 * size))
+        b_full, data = _decode(root, item.paths["B"], cfg, (floor, floor))
+        _small(b_full.shape, cfg, "", warnings)
         b = fit(b_full)
+        _blank_check(b, cfg)  # before making A: a blank photo is not worth an edge map
         op, sha = cfg.op, hashlib.sha256(data).hexdigest()
         if op == "inpaint":
             rng = None
@@ -212,30 +296,38 @@ def make_pair(item: Item, cfg: BuildConfig, root: Path) -> tuple[np.ndarray, dic
     if cfg.swap:
         a, b = b, a
         params["swapped"] = True
-    return ops.combine_ab(a, b), params, op, sha
+    ab_out = ab if raw is not None else ops.combine_ab(a, b)
+    return Made(ab_out, params, op, sha, warnings, raw)
 
 
 def process_item(item: Item, split: str, cfg: BuildConfig, root: Path, staging: Path) -> dict:
     """Make and write one pair; returns a manifest record, or a rejection record (`"kind"` key)."""
     try:
-        ab, params, op, src_sha = make_pair(item, cfg, root)
+        made = make_pair(item, cfg, root)
     except ImageRejected as exc:
         return {"id": item.id, "source": _source_label(item), "kind": exc.kind, "reason": exc.reason}
-    data = ops.encode(ab, cfg.image_format, cfg.quality)
+    ab = made.ab
+    data = made.raw if made.raw is not None else ops.encode(ab, cfg.image_format, cfg.quality)
     rel = f"{split}/{item.id}.{cfg.image_format}"
     (staging / rel).write_bytes(data)
-    return {
+    b = ab[:, ab.shape[1] // 2 :] if not cfg.swap else ab[:, : ab.shape[1] // 2]
+    record = {
         "id": item.id,
         "split": split,
         "path": rel,
         "size": [ab.shape[1], ab.shape[0]],
         "source": dict(item.paths),
-        "source_sha256": src_sha,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "op": op,
-        "op_params": params,
-        "_dhash": ops.dhash(ab[:, ab.shape[1] // 2 :]),
+        "source_sha256": made.source_sha256,
+        "sha256": made.source_sha256 if made.raw is not None else hashlib.sha256(data).hexdigest(),
+        "op": made.op,
+        "op_params": made.params,
+        "_dhash": ops.dhash(b),
+        "_thumb": ops.thumbnail(b).tobytes().hex(),
+        "_fixed": item.given_split is not None and not cfg.resplit,
     }
+    if made.warnings:
+        record["warnings"] = made.warnings
+    return record
 
 
 def _source_label(item: Item) -> str:
@@ -299,37 +391,109 @@ def _progress(total: int, enabled: bool):
 # --- finalize ---------------------------------------------------------------------------------
 
 
-def _near_duplicates(records: list[dict], max_bits: int) -> list[dict]:
-    """Pairs of kept items whose B halves' dHash differ in at most `max_bits` bits.
+# Near-duplicates: dHash within `near_duplicate_bits` AND 8×8 RGB thumbnails within this mean
+# absolute difference (0..255). The thumbnail check is what tells flat or smooth images apart
+# (dHash sees only brightness differences, so every flat image hashes to 0).
+NEAR_DUPLICATE_THUMB_DIFF = 8.0
+# Each image is compared with at most this many neighbours per hash band (sorted by brightness),
+# so thousands of look-alikes cost O(n) comparisons, not O(n²); groups still form by chaining.
+NEAR_DUPLICATE_NEIGHBOURS = 24
+# near_duplicates.jsonl lists at most this many members per group (the count is always exact).
+MAX_LISTED_MEMBERS = 50
+_POPCOUNT = np.array([bin(i).count("1") for i in range(256)], np.uint8)
 
-    Split the 64-bit hash into max_bits+1 bands: two hashes within max_bits bits agree exactly
-    on at least one band (pigeonhole), so only items sharing a band value are compared.
+
+def _near_duplicate_groups(records: list[dict], max_bits: int) -> list[list[int]]:
+    """Groups (lists of indices into `records`, each of 2 or more) of near-duplicate images.
+
+    Candidates come from hash bands: the 64-bit hash is cut into max_bits+1 bands, and two hashes
+    within max_bits bits agree exactly on at least one band (pigeonhole). Within a band bucket
+    each image meets only its next NEAR_DUPLICATE_NEIGHBOURS in brightness order; pairs that pass
+    both checks are joined by union-find.
     """
+    n = len(records)
+    if n < 2:
+        return []
+    hashes = np.array([r["_dhash"] for r in records], np.uint64)
+    thumbs = np.frombuffer(b"".join(bytes.fromhex(r["_thumb"]) for r in records), np.uint8).reshape(n, -1)
+    thumbs = thumbs.astype(np.int16)
+    brightness = thumbs.mean(axis=1)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
     n_bands = max_bits + 1
     bounds = [64 * k // n_bands for k in range(n_bands + 1)]
-    hashes = [r["_dhash"] for r in records]
-    found: dict[tuple[int, int], int] = {}
     for lo, hi in zip(bounds[:-1], bounds[1:]):
-        mask = (1 << (hi - lo)) - 1
-        buckets: dict[int, list[int]] = defaultdict(list)
-        for i, h in enumerate(hashes):
-            buckets[(h >> lo) & mask].append(i)
-        for members in buckets.values():
-            for x in range(len(members)):
-                for y in range(x + 1, len(members)):
-                    i, j = members[x], members[y]
-                    if (i, j) not in found:
-                        d = (hashes[i] ^ hashes[j]).bit_count()
-                        if d <= max_bits:
-                            found[(i, j)] = d
-    out = []
-    for (i, j), d in sorted(found.items()):
-        ri, rj = records[i], records[j]
-        out.append({
-            "a": ri["path"], "b": rj["path"], "distance_bits": d,
-            "across_splits": ri["split"] != rj["split"],
+        band = (hashes >> np.uint64(lo)) & np.uint64((1 << (hi - lo)) - 1)
+        order = np.lexsort((brightness, band))  # by band value, then brightness
+        sorted_band = band[order]
+        for off in range(1, min(NEAR_DUPLICATE_NEIGHBOURS, n - 1) + 1):
+            i, j = order[:-off], order[off:]
+            same = sorted_band[:-off] == sorted_band[off:]
+            if not same.any():
+                break  # no bucket has more than `off` members
+            i, j = i[same], j[same]
+            bits = _POPCOUNT[(hashes[i] ^ hashes[j]).view(np.uint8).reshape(-1, 8)].sum(axis=1)
+            near = bits <= max_bits
+            i, j = i[near], j[near]
+            close = np.abs(thumbs[i] - thumbs[j]).mean(axis=1) <= NEAR_DUPLICATE_THUMB_DIFF
+            for x, y in zip(i[close].tolist(), j[close].tolist()):
+                rx, ry = find(x), find(y)
+                if rx != ry:
+                    parent[max(rx, ry)] = min(rx, ry)
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i in range(n):
+        groups[find(i)].append(i)
+    return [g for g in groups.values() if len(g) > 1]
+
+
+def _key_rank(record: dict, seed: int) -> bytes:
+    key = record["source"].get("B") or record["source"].get("AB") or record["id"]
+    return hashlib.sha256(f"{seed}\0{key}".encode()).digest()
+
+
+def _group_splits(records: list[dict], groups: list[list[int]], staging: Path, seed: int) -> tuple[list[dict], dict]:
+    """Give each near-duplicate group one split, moving members' files; returns the report rows
+    of near_duplicates.jsonl and the counts for dataset.json.
+
+    The group's split is that of its member with the smallest (seed, key) hash, so it depends
+    only on the group (a new unrelated image never changes it). Members whose split the source
+    fixed (train/ val/ test/ folders, kept without --resplit) are never moved, and decide first.
+    """
+    rows, moved_groups, moved_images, across = [], 0, 0, 0
+    for n, group in enumerate(sorted(groups, key=lambda g: records[g[0]]["path"])):
+        members = [records[i] for i in group]
+        fixed = [r for r in members if r["_fixed"]]
+        split = min(fixed or members, key=lambda r: _key_rank(r, seed))["split"]
+        moved = 0
+        for r in members:
+            if r["split"] == split or r["_fixed"]:
+                continue
+            rel = f"{split}/{r['path'].split('/', 1)[1]}"
+            if (staging / rel).exists():
+                continue  # that name is taken in the target split: stays, counted as across
+            (staging / r["path"]).rename(staging / rel)
+            r["split"], r["path"] = split, rel
+            moved += 1
+        for r in members:
+            r["near_duplicate_group"] = n
+        splits = sorted({r["split"] for r in members})
+        across += len(splits) > 1
+        moved_groups += moved > 0
+        moved_images += moved
+        rows.append({
+            "group": n, "size": len(members), "splits": splits, "moved": moved,
+            "members": [r["path"] for r in members[:MAX_LISTED_MEMBERS]],
+            **({"members_not_listed": len(members) - MAX_LISTED_MEMBERS} if len(members) > MAX_LISTED_MEMBERS else {}),
         })
-    return out
+    stats = {"groups": len(groups), "images": sum(map(len, groups)), "groups_moved": moved_groups,
+             "images_moved": moved_images, "groups_across_splits": across}
+    return rows, stats
 
 
 def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
@@ -372,9 +536,9 @@ def finalize_build(
         raise NothingUsableError(
             f"no usable pair in {cfg.source} ({len(rejected)} inputs rejected: {reasons}); nothing was written"
         )
-    near = _near_duplicates(kept, cfg.near_duplicate_bits)
+    near, near_stats = _group_splits(kept, _near_duplicate_groups(kept, cfg.near_duplicate_bits), staging, cfg.seed)
     for r in kept:
-        r.pop("_dhash")
+        del r["_dhash"], r["_thumb"], r["_fixed"]
     counts = {s: sum(r["split"] == s for r in kept) for s in SPLITS}
     _write_jsonl(staging / "manifest.jsonl", kept)
     _write_jsonl(staging / "rejected.jsonl", rejected)
@@ -392,7 +556,8 @@ def finalize_build(
         "counts": counts,
         "total": len(kept),
         "rejected": {"total": len(rejected), "by_reason": by_kind},
-        "near_duplicates": {"pairs": len(near), "across_splits": sum(n["across_splits"] for n in near)},
+        "near_duplicates": near_stats,
+        "warnings": {"small image kept": sum(bool(r.get("warnings")) for r in kept)},
         "manifest_sha256": manifest_sha,
     }
     (staging / "dataset.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
@@ -406,8 +571,10 @@ def finalize_build(
         counts=counts,
         rejected=by_kind,
         duplicates=by_kind.get("exact duplicate", 0),
-        near_duplicates=len(near),
-        near_duplicates_across_splits=meta["near_duplicates"]["across_splits"],
+        near_duplicates=near_stats["groups"],
+        near_duplicates_across_splits=near_stats["groups_across_splits"],
+        near_duplicates_moved=near_stats["images_moved"],
+        warnings=sum(bool(r.get("warnings")) for r in kept),
         seconds=time.perf_counter() - started if started else 0.0,
         source_kind=plan.kind,
     )

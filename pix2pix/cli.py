@@ -73,6 +73,13 @@ _BUILD_FLAGS: list[tuple[str, str, type, tuple[str, ...] | None, str]] = [
      "centred box, or a random place drawn from --seed and the image id"),
     ("--edge-sigma", "edge_sigma", float, None, "Canny thresholds at median*(1 -/+ sigma) (0.33)"),
     ("--edge-min-component", "edge_min_component", int, None, "drop edge specks under N pixels (5)"),
+    ("--min-spread", "min_spread", int, None,
+     "reject near-blank B images: 1st..99th percentile spread under N of 255 in every channel (10; 0 keeps all)"),
+    ("--min-side", "min_side", int, None,
+     "reject sources whose fitted side (short side; long side with --fit pad) is under N pixels "
+     "(default SIZE/2: enlarged at most 2x; 0 accepts any)"),
+    ("--small-images", "small_images", str, ("reject", "warn"),
+     "sources under --min-side: reject (default) or keep them with a warning in manifest.jsonl"),
     ("--workers", "workers", int, None, "worker processes; the output is identical for any N (1)"),
 ]
 _BUILD_SWITCHES = [

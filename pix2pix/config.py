@@ -16,6 +16,7 @@ from pix2pix.ops import FIT_POLICIES, OPS
 
 SOURCE_TYPES = ("auto", "folder", "paired", "ab", "archive")
 SPLITS = ("train", "val", "test")
+SMALL_IMAGE_POLICIES = ("reject", "warn")
 IMAGE_FORMATS = ("jpg", "png")
 # Keys that change how or where a build runs but never what it writes; left out of dataset.json
 # so the output is byte-identical whatever their values (and wherever it is written).
@@ -77,6 +78,12 @@ class BuildConfig:
     edge_sigma: float = 0.33
     edge_min_component: int = 5
     near_duplicate_bits: int = 4
+    # Quality filters (docs/dataset-format.md): a B image whose 1st..99th percentile spread is
+    # under `min_spread` in every channel is near-blank; a source whose fitted side is under
+    # `min_side` (default size/2: enlarged more than 2x) is rejected, or kept with a warning.
+    min_spread: int = 10
+    min_side: int | None = None
+    small_images: str = "reject"
     preview_per_split: int = 4
     workers: int = 1
     overwrite: bool = False
@@ -95,6 +102,7 @@ class BuildConfig:
             "fit": FIT_POLICIES,
             "image_format": IMAGE_FORMATS,
             "inpaint_position": ("center", "random"),
+            "small_images": SMALL_IMAGE_POLICIES,
         }
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
@@ -114,6 +122,14 @@ class BuildConfig:
             raise ConfigError(f"max_pixels: expected a positive pixel count, got {self.max_pixels!r}")
         if self.workers < 1:
             raise ConfigError(f"workers: expected 1 or more processes, got {self.workers!r}")
+        if not isinstance(self.min_spread, int) or not 0 <= self.min_spread <= 255:
+            raise ConfigError(
+                f"min_spread: expected 0..255 (0 keeps near-blank images), got {self.min_spread!r}"
+            )
+        if self.min_side is not None and (not isinstance(self.min_side, int) or self.min_side < 0):
+            raise ConfigError(
+                f"min_side: expected a side in pixels (0 accepts any size; default size/2), got {self.min_side!r}"
+            )
         if not 0 <= self.near_duplicate_bits <= 16:
             raise ConfigError(f"near_duplicate_bits: expected 0..16, got {self.near_duplicate_bits!r}")
 
@@ -127,6 +143,11 @@ class BuildConfig:
                 f"unknown build setting(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
             )
         return cls(**values)
+
+    @property
+    def min_source_side(self) -> int:
+        """Smallest accepted source side: `min_side`, or by default half of `size` (at most 2x enlargement)."""
+        return self.size // 2 if self.min_side is None else self.min_side
 
     def to_dict(self, *, for_output: bool = False) -> dict[str, Any]:
         """Plain JSON-able values; `for_output` drops the keys that do not change the output."""

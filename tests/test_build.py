@@ -238,7 +238,7 @@ def test_grayscale_three_equal_channels_luma(tmp_path: Path) -> None:
     src = tmp_path / "src"
     save(src / "c.png", np.tile(np.array([255, 0, 0], np.uint8), (32, 32, 1)))
     out = tmp_path / "out"
-    build_dataset(cfg(src, out, op="grayscale", size=32, image_format="png"))
+    build_dataset(cfg(src, out, op="grayscale", size=32, image_format="png", min_spread=0))  # flat on purpose
     ab = read(out / manifest(out)[0]["path"])
     assert (ab[:, :32] == 76).all()  # ITU-R 601: 0.299 * 255
     assert (ab[:, 32:] == [255, 0, 0]).all()
@@ -261,7 +261,8 @@ def test_fit_policies(tmp_path: Path, fit: str, left, top) -> None:
     src = tmp_path / "src"
     save(src / "wide.png", _stripes(60, 180))
     out = tmp_path / "out"
-    build_dataset(cfg(src, out, fit=fit, size=48, image_format="png", op="grayscale", pad_color="10,20,30"))
+    build_dataset(cfg(src, out, fit=fit, size=48, image_format="png", op="grayscale", pad_color="10,20,30",
+                            min_spread=0))  # a crop of the middle stripe is flat on purpose
     b = read(out / manifest(out)[0]["path"])[:, 48:]
     assert tuple(b[24, 1]) == left  # leftmost column, middle row
     assert tuple(b[1, 24]) == top  # top row, middle column
@@ -304,7 +305,8 @@ def test_exact_and_near_duplicates_reported(tmp_path: Path, photos) -> None:
     (dup,) = rejected(out)
     assert dup["kind"] == "exact duplicate" and dup["source"] == "copy_of_a.jpg" and "a.jpg" in dup["reason"]
     near = [json.loads(x) for x in (out / "near_duplicates.jsonl").read_text().splitlines()]
-    assert [(n["a"].split("/")[1], n["b"].split("/")[1]) for n in near] == [("a.jpg", "a_reencoded.jpg")]
+    assert [[m.split("/")[1] for m in n["members"]] for n in near] == [["a.jpg", "a_reencoded.jpg"]]
+    assert near[0]["size"] == 2 and len(near[0]["splits"]) == 1
     assert summary.duplicates == 1 and summary.near_duplicates == 1
     assert not (out / manifest(out)[0]["split"] / "copy_of_a.jpg").exists()
 

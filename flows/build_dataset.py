@@ -173,7 +173,8 @@ def dataset_card(summary: dict[str, Any], source: ResolvedSource) -> str:
         lines += ["| reason | inputs |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in rejected.items()]
         lines += ["", f"Every rejection with its reason: `{out / 'rejected.jsonl'}`."]
     lines += ["", "## Near-duplicates", "",
-              f"{summary['near_duplicates']} groups of kept images look alike (each moved into one split unless the source fixed them), "
+              f"{summary['near_duplicates']} groups of kept images look alike (each moved into one split "
+              "unless the source fixed them), "
               f"{summary['near_duplicates_across_splits']} of them across splits (possible test leakage); "
               f"see `{out / 'near_duplicates.jsonl'}`.", "",
               f"Files: `{out}` (`manifest.jsonl`, `dataset.json`, `preview.jpg`)."]

@@ -120,13 +120,15 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     if not src.exists():
         raise SourceError(f"{src}: source does not exist")
     workdir = None
+    archive_rejected: list[dict] = []  # members the extraction skipped (links, duplicate names)
     kind = config.source_type
     if src.is_file():
         if not (is_archive(src) or kind == "archive"):
             raise SourceError(f"{src}: a file source must be a .tar.gz, .tgz, .tar or .zip archive")
         workdir = sibling(out, "extract")
         shutil.rmtree(workdir, ignore_errors=True)
-        root = extract_archive(src, workdir)
+        extracted = extract_archive(src, workdir, max_pixels=config.max_pixels)
+        root, archive_rejected = extracted.root, extracted.rejected
         kind = "auto"
     elif kind == "archive":
         raise SourceError(f"{src}: --source-type archive needs an archive file, got a folder")
@@ -141,7 +143,8 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     shutil.rmtree(staging, ignore_errors=True)
     for s in SPLITS:
         (staging / s).mkdir(parents=True)
-    return BuildPlan(config, scan.kind, str(root), str(staging), workdir and str(workdir), items, scan.rejected)
+    return BuildPlan(config, scan.kind, str(root), str(staging), workdir and str(workdir), items,
+                     archive_rejected + scan.rejected)
 
 
 # --- per item work (runs in worker processes) -------------------------------------------------

@@ -41,6 +41,7 @@ from prefect.tasks import exponential_backoff
 from prefect.utilities.annotations import unmapped
 
 from flows.sources import ResolvedSource, is_transient, resolve_source
+from pix2pix.atomic import release
 from pix2pix.build import BuildPlan, BuildSummary, finalize_build, plan_build, process_items
 from pix2pix.config import BuildConfig
 from pix2pix.errors import ConfigError
@@ -152,6 +153,7 @@ def _discard(the_plan: BuildPlan) -> None:
     for path in (the_plan.staging, the_plan.workdir):
         if path:
             shutil.rmtree(path, ignore_errors=True)
+    release(the_plan.config.out)
 
 
 def artifact_key(out: str) -> str:
@@ -326,8 +328,20 @@ def flow_arguments(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in values.items() if k in own} | {"options": options or None}
 
 
+def failed_state_exit(state: Any) -> int:
+    """Print one `error: ...` line for a failed flow run; its exit code by the table of every command."""
+    from pix2pix.errors import EXIT_FAILED, error_line, exit_code
+
+    exc = state.result(raise_on_failure=False)
+    if isinstance(exc, BaseException):
+        print(error_line(exc), file=sys.stderr)
+        return exit_code(exc)
+    print(f"error: the flow run failed: {state.message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the flow once in this process; 0 when it completed, 1 when it failed, 2 on bad usage."""
+    """Run the flow once in this process; the exit code of `pix2pix.errors.EXIT_CODES_HELP`."""
     import os
 
     from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
@@ -343,8 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     with temporary_settings(updates=timeout):
         state = build_dataset_flow(**kwargs, return_state=True)
     if not state.is_completed():
-        print(f"build-dataset failed: {state.message}", file=sys.stderr)
-        return 1
+        return failed_state_exit(state)
     print(describe(state.result()))
     return 0
 

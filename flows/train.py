@@ -63,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     state = train(a.dataset, a.run_dir, params=a.params, preset=a.preset, resume=not a.fresh,
                   on_mismatch=a.on_mismatch, dvclive=not a.no_dvclive, return_state=True)
-    return 0 if state.is_completed() else 1
+    if state.is_completed():
+        return 0
+    from flows.build_dataset import failed_state_exit
+
+    return failed_state_exit(state)
 
 
 if __name__ == "__main__":

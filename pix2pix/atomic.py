@@ -1,14 +1,102 @@
-"""Whole-folder outputs that appear complete or not at all (builds, evaluation reports)."""
+"""Whole-folder outputs that appear complete or not at all (builds, evaluation reports).
+
+The publisher owns the output rules of every command:
+
+- ``claim(out, inputs=..., overwrite=...)`` before any work: ``out`` must not be, contain or lie
+  inside an input (``pix2pix.paths.check_disjoint``), must be empty or ``overwrite`` given, and
+  is locked against a second run writing the same ``out`` (an OS lock on ``.OUT.lock`` beside
+  it, released by ``release(out)`` or when the process ends, even by kill -9).
+- ``publish(staging, out)``: the finished folder replaces ``out`` by renames only.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
+from collections.abc import Collection, Mapping
 from pathlib import Path
+
+from pix2pix.errors import OutputExistsError, OutputLockedError
+from pix2pix.paths import check_disjoint
+
+# Locks this process holds: resolved lock path -> open file descriptor (flock'ed).
+_held: dict[str, int] = {}
 
 
 def sibling(out: Path, tag: str) -> Path:
     """A hidden work folder beside `out` (`.NAME.TAG`), on the same file system so renames work."""
+    out = Path(out)
     return out.parent / f".{out.name}.{tag}"
+
+
+def _lock_path(out: Path) -> Path:
+    out = Path(out).absolute()
+    return out.parent.resolve() / f".{out.name}.lock"
+
+
+def lock(out: str | Path) -> None:
+    """Take the exclusive lock of `out` (``.OUT.lock`` beside it) or raise ``OutputLockedError``.
+
+    The lock is ``flock`` on an open file: the kernel drops it when the process ends, however
+    it ends. The file is removed on release while still locked; a run that locked a file
+    removed meanwhile notices (inode check) and tries again, so two runs never both hold it.
+    """
+    path = _lock_path(Path(out))
+    key = str(path)
+    if key in _held:
+        raise OutputLockedError(f"{out}: this process is already writing it; wait for that run to finish")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                pid = os.read(fd, 32).decode(errors="replace").strip() or "?"
+            finally:
+                os.close(fd)
+            raise OutputLockedError(
+                f"{out}: another run is writing it (pid {pid}, lock {path}); wait for it to finish "
+                f"or choose another output folder") from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(path).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:  # the holder removed the file between our open and our lock: retry
+            os.close(fd)
+            continue
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        _held[key] = fd
+        return
+    raise OutputLockedError(f"{out}: could not take the lock {path}; try again")
+
+
+def release(out: str | Path) -> None:
+    """Drop the lock of `out` if this process holds it (idempotent)."""
+    path = _lock_path(Path(out))
+    fd = _held.pop(str(path), None)
+    if fd is None:
+        return
+    try:
+        path.unlink(missing_ok=True)  # while still locked: see `lock`
+    finally:
+        os.close(fd)
+
+
+def claim(out: str | Path, *, inputs: Mapping[str, str | Path | None], overwrite: bool,
+          allow_inside: Collection[str] = ()) -> None:
+    """Check that `out` may be written, then lock it (see the module docstring).
+
+    Raises ``OutputOverlapError`` (out is/contains/lies inside an input), ``OutputExistsError``
+    (not empty and not ``overwrite``) or ``OutputLockedError`` (another run writes it).
+    """
+    out = Path(out)
+    check_disjoint(out, inputs, allow_inside=allow_inside)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+        raise OutputExistsError(f"{out} already exists and is not empty; pass --overwrite to replace it")
+    lock(out)
 
 
 def publish(staging: Path, out: Path) -> None:

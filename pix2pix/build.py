@@ -28,9 +28,9 @@ import numpy as np
 
 from pix2pix import __version__, ops
 from pix2pix.archive import extract_archive, is_archive
-from pix2pix.atomic import publish, sibling
+from pix2pix.atomic import claim, publish, release, sibling
 from pix2pix.config import SPLITS, BuildConfig
-from pix2pix.errors import ImageRejected, NothingUsableError, OutputExistsError, SourceError
+from pix2pix.errors import ImageRejected, NothingUsableError, SourceError
 from pix2pix.imageio import load_rgb, open_image
 from pix2pix.sources import Item, scan_source
 
@@ -114,11 +114,18 @@ def _split_key(item: Item) -> str:
 def plan_build(config: BuildConfig) -> BuildPlan:
     """Check the output, extract an archive source, list the items and decide their splits."""
     out = Path(config.out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not config.overwrite:
-        raise OutputExistsError(f"{out} already exists and is not empty; pass --overwrite to replace it")
     src = Path(config.source)
     if not src.exists():
         raise SourceError(f"{src}: source does not exist")
+    claim(out, inputs={"SOURCE": src}, overwrite=config.overwrite)  # released by _cleanup
+    try:
+        return _plan(config, out, src)
+    except BaseException:
+        release(out)
+        raise
+
+
+def _plan(config: BuildConfig, out: Path, src: Path) -> BuildPlan:
     workdir = None
     archive_rejected: list[dict] = []  # members the extraction skipped (links, duplicate names)
     kind = config.source_type
@@ -587,6 +594,7 @@ def _cleanup(plan: BuildPlan) -> None:
     shutil.rmtree(plan.staging, ignore_errors=True)
     if plan.workdir:
         shutil.rmtree(plan.workdir, ignore_errors=True)
+    release(plan.config.out)
 
 
 def build_dataset(config: BuildConfig, *, extra_rejected: Sequence[dict] = ()) -> BuildSummary:

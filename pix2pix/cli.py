@@ -7,16 +7,17 @@
 
 Heavy modules (torch, Prefect) are imported only inside the commands that need them, so
 `pix2pix --help` and `pix2pix build` start fast. Library errors become exit codes here and only
-here: 0 success, 1 a problem with the data or the run, 2 a usage error.
+here (`run_guarded`), by the one table in `pix2pix.errors` (shown by `pix2pix --help`).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from pix2pix import __version__
+from pix2pix.errors import EXIT_CODES_HELP
 
 BUILD_EXAMPLES = """\
 examples:
@@ -175,7 +176,8 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pix2pix",
         description="Paired image-to-image datasets and pix2pix models, reproducibly.",
-        epilog="Run `pix2pix COMMAND --help` for the options and examples of a command.",
+        epilog="Run `pix2pix COMMAND --help` for the options and examples of a command.\n\n" + EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"pix2pix-pipeline {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -192,19 +194,25 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `pix2pix` console script; returns the exit code."""
-    from pix2pix.errors import Pix2PixError
+def run_guarded(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
+    """Run one command; every library or system error ends as one `error: ...` line on stderr
+    and the exit code of the table in `EXIT_CODES_HELP` (no traceback for a user's problem)."""
+    from pix2pix.errors import EXIT_INTERRUPTED, Pix2PixError, error_line, exit_code
 
-    args = make_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
-    except Pix2PixError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return int(func(args) or 0)
+    except (Pix2PixError, OSError) as exc:
+        print(error_line(exc), file=sys.stderr)
+        return exit_code(exc)
     except KeyboardInterrupt:
         print("interrupted; no partial output was left under the final name", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `pix2pix` console script; returns the exit code."""
+    args = make_parser().parse_args(argv)
+    return run_guarded(args.func, args)
 
 
 if __name__ == "__main__":

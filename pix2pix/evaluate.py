@@ -35,8 +35,9 @@ from urllib.parse import quote
 
 import numpy as np
 
-from pix2pix.atomic import publish, sibling
-from pix2pix.errors import ConfigError, OutputExistsError, Pix2PixError
+from pix2pix.atomic import claim, publish, release, sibling
+from pix2pix.errors import ConfigError, Pix2PixError
+from pix2pix.paths import safe_join
 
 EVAL_MODES = ("checkpoint", "train", "eval")
 PSNR_CAP = 100.0  # dB reported for identical images (MSE 0), so JSON stays valid and means finite
@@ -235,16 +236,25 @@ def evaluate(
     ``generator_path``: a ``generator.pt`` / training checkpoint, or a run folder. Refuses a
     non-empty ``out_dir`` unless ``overwrite``; never leaves a half-written ``out_dir``.
     """
+    config = config or EvalConfig()
+    gen_path = resolve_generator_path(generator_path)
+    dataset_dir, out = Path(dataset_dir), Path(out_dir)
+    # OUT may lie inside the run folder (the documented runs/x/eval-test): replacing it deletes
+    # only an earlier report. It may not be, contain or lie inside the dataset or the generator.
+    claim(out, inputs={"DATASET": dataset_dir, "generator run folder": gen_path.parent, "generator": gen_path},
+          overwrite=overwrite, allow_inside=("generator run folder",))
+    try:
+        return _evaluate(gen_path, dataset_dir, out, config)
+    finally:
+        release(out)
+
+
+def _evaluate(gen_path: Path, dataset_dir: Path, out: Path, config: EvalConfig) -> EvalResult:
     import torch
 
     from pix2pix.training.checkpoint import load_generator, set_inference_mode
     from pix2pix.training.data import PairDataset, collate_pairs, dataset_fingerprint, from_model_range, to_model_range
 
-    config = config or EvalConfig()
-    gen_path = resolve_generator_path(generator_path)
-    dataset_dir, out = Path(dataset_dir), Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise OutputExistsError(f"{out} already exists and is not empty; pass --overwrite to replace it")
     records = _split_records(dataset_dir, config.split)
     device = _device(config.device)
     if config.num_threads:
@@ -280,7 +290,8 @@ def evaluate(
                 for k, i in enumerate(idx):
                     row = rows[k]
                     o, t = row[:, size : 2 * size], row[:, 2 * size :]
-                    _write_png(staging / "images" / f"{ids[i]}.png", row)
+                    _write_png(safe_join(staging / "images", f"{ids[i]}.png",
+                                         what=f"{dataset_dir / 'manifest.jsonl'}: record id"), row)
                     per_image.append({"id": ids[i], **pair_metrics(o, t)})
                     hist_out += lab_histogram(o)
                     hist_tgt += lab_histogram(t)

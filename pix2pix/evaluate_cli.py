@@ -25,7 +25,8 @@ examples:
 
 Writes OUT/report.html (open it in a browser), OUT/metrics.json, OUT/per_image.csv,
 OUT/images/<id>.png (input | output | target) and OUT/plots/*.png.
-exit codes: 0 done, 1 error (message on stderr).
+exit codes: 0 done, 1 failed (bad data or generator file), 2 usage (OUT exists, or OUT is/holds/lies
+in DATASET), 5 disk full / read-only / OUT locked, 130 interrupted (see `pix2pix --help`).
 """
 
 
@@ -66,18 +67,19 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    """Run ``pix2pix evaluate``; returns the exit code (errors are printed, not raised)."""
-    from pix2pix.errors import Pix2PixError
+    """Run ``pix2pix evaluate``; returns the exit code (errors are printed as one line, not raised)."""
+    from pix2pix.cli import run_guarded
+
+    return run_guarded(_run_evaluate, args)
+
+
+def _run_evaluate(args: argparse.Namespace) -> int:
     from pix2pix.evaluate import EvalConfig, evaluate
 
-    try:
-        config = EvalConfig(split=args.split, eval_mode=args.eval_mode, batch_size=args.batch_size,
-                            device=args.device, max_images=args.max_images, seed=args.seed,
-                            report_rows=args.report_rows, num_threads=args.threads)
-        result = evaluate(args.generator, args.dataset, args.out, config, overwrite=args.overwrite)
-    except Pix2PixError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    config = EvalConfig(split=args.split, eval_mode=args.eval_mode, batch_size=args.batch_size,
+                        device=args.device, max_images=args.max_images, seed=args.seed,
+                        report_rows=args.report_rows, num_threads=args.threads)
+    result = evaluate(args.generator, args.dataset, args.out, config, overwrite=args.overwrite)
     m = result.metrics
     h = m["hist_intersection"]
     print(f"[evaluate] {result.count} {m['split']} images, eval_mode {result.eval_mode}: "

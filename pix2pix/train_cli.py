@@ -30,8 +30,9 @@ examples:
   # 2 processes (GPUs, or CPU with gloo); batch size is per process
   torchrun --nproc_per_node=2 -m pix2pix.train_cli data/facades runs/ddp
 
-exit codes: 0 done, 1 other error, 2 bad config, 3 loss became NaN/Inf (last good
-checkpoint kept), 4 checkpoint does not match this run (see --on-mismatch).
+exit codes: 0 done, 1 failed (data, checkpoint), 2 bad config or RUN_DIR overlaps DATASET,
+3 loss became NaN/Inf (last good checkpoint kept), 4 checkpoint does not match this run (see
+--on-mismatch), 5 disk full / read-only / permission, 130 interrupted (`pix2pix --help`).
 Run folder: checkpoints/ckpt-<step>.pt (last K) + latest.pt, generator.pt (for inference),
 config.json, samples/*.png, history.jsonl, metrics.json, dvclive/ (if dvclive is installed).
 """
@@ -156,26 +157,18 @@ def _callbacks(args: argparse.Namespace) -> list[Any]:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    """Run ``pix2pix train``; returns the exit code (errors are printed, not raised)."""
-    from pix2pix.errors import ConfigError, Pix2PixError
-    from pix2pix.training import ResumeMismatchError, TrainingDivergedError, train
+    """Run ``pix2pix train``; returns the exit code (errors are printed as one line, not raised)."""
+    from pix2pix.cli import run_guarded
 
-    try:
-        config = build_config(args)
-        train(config, args.dataset, args.run_dir, callbacks=_callbacks(args),
-              resume=args.resume, on_mismatch=args.on_mismatch, progress=not args.no_progress)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    except TrainingDivergedError as e:
-        print(f"error: training diverged: {e}", file=sys.stderr)
-        return 3
-    except ResumeMismatchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 4
-    except Pix2PixError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return run_guarded(_run_train, args)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from pix2pix.training import train
+
+    config = build_config(args)
+    train(config, args.dataset, args.run_dir, callbacks=_callbacks(args),
+          resume=args.resume, on_mismatch=args.on_mismatch, progress=not args.no_progress)
     return 0
 
 

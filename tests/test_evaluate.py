@@ -220,6 +220,6 @@ def test_cli(run_dir, ds, tmp_path, capsys):
     assert cli_main(args) == 0
     assert json.loads((out / "metrics.json").read_text())["count"] == 2
     assert "report.html" in capsys.readouterr().out
-    assert cli_main(args) == 1
+    assert cli_main(args) == 2  # OUT exists: a usage error (see --overwrite)
     assert "--overwrite" in capsys.readouterr().err
     assert cli_main([*args, "--split", "val", "--overwrite"]) == 0

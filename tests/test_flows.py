@@ -268,7 +268,7 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert bd.main([str(src), str(tmp_path / "out"), "--op", "edges", "--option", "quality=90"]) == 0
     assert "pairs: 3" in capsys.readouterr().out
     assert json.loads((tmp_path / "out" / "dataset.json").read_text())["config"]["quality"] == 90
-    assert bd.main([str(src), str(tmp_path / "out")]) == 1  # exists, no --overwrite
+    assert bd.main([str(src), str(tmp_path / "out")]) == 2  # exists, no --overwrite: a usage error
     assert "already exists" in capsys.readouterr().err
     assert bd.main([str(src), str(tmp_path / "o2"), "--option", "novalue"]) == 2
     assert bd.main(["--op", "edges"]) == 2 and "SOURCE is missing" in capsys.readouterr().err

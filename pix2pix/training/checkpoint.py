@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pix2pix.errors import Pix2PixError
+from pix2pix.errors import EXIT_MISMATCH, Pix2PixError
 
 CHECKPOINT_FORMAT = "pix2pix-train-checkpoint"
 GENERATOR_FORMAT = "pix2pix-generator"
@@ -38,6 +38,8 @@ class CheckpointError(Pix2PixError):
 
 class ResumeMismatchError(CheckpointError):
     """The checkpoint was made with a different config or dataset; ``differences`` names them."""
+
+    exit_code = EXIT_MISMATCH
 
     def __init__(self, message: str, differences: dict[str, tuple[Any, Any]]):
         super().__init__(message)

@@ -28,6 +28,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from pix2pix.errors import Pix2PixError
+from pix2pix.paths import safe_join
 
 MANIFEST = "manifest.jsonl"
 _REQUIRED_KEYS = ("id", "split", "path")
@@ -79,6 +80,10 @@ def read_manifest(dataset_dir: str | Path, split: str | None = None) -> list[dic
             missing = [k for k in _REQUIRED_KEYS if k not in rec]
             if missing:
                 raise DatasetError(f"{path}:{n}: record lacks key(s) {missing}")
+            # A hostile manifest must not make a reader (or evaluate, which names files by id)
+            # leave the dataset folder.
+            safe_join(dataset_dir, str(rec["path"]), what=f"{path}:{n}: path")
+            safe_join(dataset_dir, f"{rec['id']}.png", what=f"{path}:{n}: id")
             if split is None or rec["split"] == split:
                 records.append(rec)
     return records

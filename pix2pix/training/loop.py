@@ -27,7 +27,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from pix2pix.errors import ConfigError, Pix2PixError
+from pix2pix.errors import EXIT_DIVERGED, ConfigError, Pix2PixError
+from pix2pix.paths import check_disjoint
 from pix2pix.training import checkpoint as ckpt_io
 from pix2pix.training import distributed
 from pix2pix.training.callbacks import CallbackList, EpochHistory, ProgressBar
@@ -49,6 +50,8 @@ ON_MISMATCH = ("stop", "fresh")
 
 class TrainingDivergedError(Pix2PixError):
     """A loss became NaN or Inf; the last good checkpoint is kept (``checkpoint``)."""
+
+    exit_code = EXIT_DIVERGED
 
     def __init__(self, message: str, checkpoint: Path | None = None):
         super().__init__(message)
@@ -267,6 +270,7 @@ def train(
         raise ConfigError(f"on_mismatch: expected one of {list(ON_MISMATCH)}, got {on_mismatch!r}")
     cfg = config
     dataset_dir, run_dir = Path(dataset_dir), Path(run_dir)
+    check_disjoint(run_dir, {"DATASET": dataset_dir}, what="RUN_DIR")  # run files never land in the data
     threads_before = torch.get_num_threads()
     rt = setup_runtime(cfg)
     ctx, device = rt.dist, rt.device

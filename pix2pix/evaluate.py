@@ -80,6 +80,7 @@ class EvalConfig:
     seed: int = 0  # seeds test-time dropout
     report_rows: int = 16  # image rows shown in report.html (all are written to images/)
     num_threads: int = 0  # torch CPU threads, 0 = torch's choice
+    direction: str = "model"  # model (as trained; AtoB for an official .pth) | AtoB | BtoA
 
     def __post_init__(self) -> None:
         if self.eval_mode not in EVAL_MODES:
@@ -92,6 +93,8 @@ class EvalConfig:
         for key in ("max_images", "report_rows", "num_threads", "seed"):
             if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
                 raise ConfigError(f"{key}: expected an integer >= 0, got {getattr(self, key)!r}")
+        if self.direction not in ("model", "AtoB", "BtoA"):
+            raise ConfigError(f"direction: expected model, AtoB or BtoA, got {self.direction!r}")
         kind = self.device.split(":")[0]
         if kind not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
@@ -168,15 +171,12 @@ def histogram_intersection(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 def resolve_generator_path(path: str | Path) -> Path:
     """A run folder means ``RUN_DIR/generator.pt``; a file is used as given."""
-    p = Path(path)
-    if p.is_dir():
-        g = p / "generator.pt"
-        if not g.is_file():
-            raise EvaluateError(f"{p}: a folder without generator.pt; is it a `pix2pix train` run folder?")
-        return g
-    if not p.exists():
-        raise EvaluateError(f"{p}: no such generator file or run folder")
-    return p
+    from pix2pix.models.io import ModelLoadError, resolve_model_path
+
+    try:
+        return resolve_model_path(path)
+    except ModelLoadError as e:
+        raise EvaluateError(str(e)) from e
 
 
 def _split_records(dataset_dir: Path, split: str) -> list[dict]:
@@ -233,7 +233,8 @@ def evaluate(
 ) -> EvalResult:
     """Translate ``config.split`` of ``dataset_dir`` with the generator, write ``out_dir``.
 
-    ``generator_path``: a ``generator.pt`` / training checkpoint, or a run folder. Refuses a
+    ``generator_path``: a ``generator.pt`` / training checkpoint, a run folder or an official
+    ``latest_net_G.pth`` (see :mod:`pix2pix.models.io`). Refuses a
     non-empty ``out_dir`` unless ``overwrite``; never leaves a half-written ``out_dir``.
     """
     config = config or EvalConfig()
@@ -252,7 +253,7 @@ def evaluate(
 def _evaluate(gen_path: Path, dataset_dir: Path, out: Path, config: EvalConfig) -> EvalResult:
     import torch
 
-    from pix2pix.training.checkpoint import load_generator, set_inference_mode
+    from pix2pix.models.io import load_generator_file
     from pix2pix.training.data import PairDataset, collate_pairs, dataset_fingerprint, from_model_range, to_model_range
 
     records = _split_records(dataset_dir, config.split)
@@ -260,10 +261,13 @@ def _evaluate(gen_path: Path, dataset_dir: Path, out: Path, config: EvalConfig) 
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
 
-    G, info = load_generator(gen_path, map_location=device)
-    mode = info["eval_mode"] if config.eval_mode == "checkpoint" else config.eval_mode
-    set_inference_mode(G, mode)
-    size, direction = int(info["size"]), info["direction"]
+    loaded = load_generator_file(gen_path, map_location=device)  # ours or an official .pth
+    G, info = loaded.model, loaded.info
+    mode = loaded.eval_mode if config.eval_mode == "checkpoint" else config.eval_mode
+    loaded.set_mode(mode)
+    # An official state dict stores no direction: it maps the dataset's A to B unless told.
+    size = loaded.size
+    direction = config.direction if config.direction != "model" else (loaded.direction or "AtoB")
     ds = PairDataset(dataset_dir, config.split, direction=direction, load_size=size, crop_size=size,
                      flip=False, train=False)
     n = len(records) if config.max_images == 0 else min(len(records), config.max_images)
@@ -311,6 +315,7 @@ def _evaluate(gen_path: Path, dataset_dir: Path, out: Path, config: EvalConfig) 
             "hist_intersection": {c: float(v) for c, v in zip(LAB_CHANNELS, inter)},
             "hist_bins": HIST_BINS,
             "generator": str(gen_path),
+            "generator_kind": loaded.kind,
             "dataset": str(dataset_dir),
             "trained_on_this_dataset": same_data,
             "direction": direction,

@@ -22,6 +22,8 @@ examples:
   pix2pix evaluate runs/facades/generator.pt data/facades out/eval --eval-mode eval --max-images 50
   # a dataset without a test split: evaluate on val, replacing an earlier report
   pix2pix evaluate runs/maps data/maps runs/maps/eval-val --split val --overwrite
+  # an official pretrained generator (trained BtoA on the facades dataset: labels -> photos)
+  pix2pix evaluate facades_label2photo.pth data/facades out/official --direction BtoA --eval-mode eval
 
 Writes OUT/report.html (open it in a browser), OUT/metrics.json, OUT/per_image.csv,
 OUT/images/<id>.png (input | output | target) and OUT/plots/*.png.
@@ -47,7 +49,8 @@ def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("generator", metavar="RUN_DIR_OR_GENERATOR",
-                   help="a `pix2pix train` run folder (uses RUN_DIR/generator.pt) or a generator/checkpoint file")
+                   help="a `pix2pix train` run folder (uses RUN_DIR/generator.pt), a generator/checkpoint "
+                   "file or an official latest_net_G.pth")
     p.add_argument("dataset", metavar="DATASET", help="dataset folder (with manifest.jsonl)")
     p.add_argument("out", metavar="OUT", help="output folder (refused if not empty, see --overwrite)")
     p.add_argument("--split", default="test", help="split to evaluate (default: test)")
@@ -59,6 +62,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=1, metavar="N",
                    help="images per forward pass (default 1; in train mode it changes BatchNorm's statistics)")
     p.add_argument("--seed", type=int, default=0, help="seed for test-time dropout (default 0)")
+    p.add_argument("--direction", default="model", choices=["model", "AtoB", "BtoA"],
+                   help="which half is the input: as the model was trained (default; AtoB for an "
+                   "official .pth, which does not store it), or AtoB / BtoA")
     p.add_argument("--report-rows", type=int, default=16, metavar="N",
                    help="image rows shown in report.html (default 16; all are written to OUT/images)")
     p.add_argument("--device", default="auto", help="auto (CUDA, else CPU; default) | cpu | cuda | cuda:N")
@@ -78,7 +84,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
     config = EvalConfig(split=args.split, eval_mode=args.eval_mode, batch_size=args.batch_size,
                         device=args.device, max_images=args.max_images, seed=args.seed,
-                        report_rows=args.report_rows, num_threads=args.threads)
+                        report_rows=args.report_rows, num_threads=args.threads, direction=args.direction)
     result = evaluate(args.generator, args.dataset, args.out, config, overwrite=args.overwrite)
     m = result.metrics
     h = m["hist_intersection"]

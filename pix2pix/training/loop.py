@@ -307,7 +307,9 @@ def train(
     # ---- models and optimisers: build, init, move (then maybe restore from a checkpoint)
     G, D = build_models(cfg)
     if cfg.init_generator:
-        ckpt_io.load_initial_generator(G, cfg.init_generator)
+        from pix2pix.models.io import load_weights_into
+
+        load_weights_into(G, cfg.init_generator)
     G, D = G.to(device), D.to(device)
     if rt.channels_last:
         G, D = G.to(memory_format=torch.channels_last), D.to(memory_format=torch.channels_last)

@@ -13,6 +13,7 @@ dataset fingerprint (sha256 of manifest.jsonl). Nothing in it is pickled code.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import random
 import re
@@ -85,11 +86,64 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# --------------------------------------------------------------------------- integrity
+
+
+def _feed(h: Any, obj: Any) -> None:
+    """Hash `obj` canonically: dict keys sorted, tensors by dtype, shape and raw bytes."""
+    if isinstance(obj, dict):
+        h.update(b"{")
+        for k in sorted(obj, key=str):
+            h.update(repr(k).encode())
+            _feed(h, obj[k])
+        h.update(b"}")
+    elif isinstance(obj, (list, tuple)):
+        h.update(b"[")
+        for v in obj:
+            _feed(h, v)
+        h.update(b"]")
+    elif isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    else:
+        h.update(f"{type(obj).__name__}:{obj!r}".encode())
+
+
+def payload_checksum(payload: dict[str, Any]) -> str:
+    """sha256 of everything in a checkpoint / generator payload but its ``checksum`` field."""
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in payload.items() if k != "checksum"})
+    return h.hexdigest()
+
+
+def verify_payload(payload: dict[str, Any], path: Path, *, finite: tuple[str, ...] = ()) -> None:
+    """Raise ``CheckpointError`` if the stored checksum differs (flipped bits, a torn copy) or a
+    floating tensor under the keys ``finite`` holds NaN/Inf. A file without a checksum (written
+    before checksums existed) is accepted on the finiteness check alone."""
+    stored = payload.get("checksum")
+    if stored is not None and stored != payload_checksum(payload):
+        raise CheckpointError(f"{path}: checksum mismatch, the file is damaged (bit flips or a torn copy); "
+                              f"do not use it")
+    for key in finite:
+        tensors = payload.get(key)
+        if isinstance(tensors, dict):
+            for name, t in tensors.items():
+                if isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
+                    raise CheckpointError(f"{path}: {key}.{name} holds NaN or Inf weights; do not use it")
+
+
 # --------------------------------------------------------------------------- writing
 
 
 def atomic_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file in the same folder, then os.replace: never half a file."""
+    """torch.save to a temporary file in the same folder, then os.replace: never half a file.
+
+    A checkpoint or generator payload gets a ``checksum`` (``payload_checksum``) that every
+    loader verifies.
+    """
+    if isinstance(obj, dict) and obj.get("format") in (CHECKPOINT_FORMAT, GENERATOR_FORMAT):
+        obj = {**obj, "checksum": payload_checksum(obj)}
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -173,7 +227,32 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise CheckpointError(
             f"{path}: checkpoint format version {state.get('version')}, expected {FORMAT_VERSION}"
         )
+    verify_payload(state, path, finite=("G", "D"))
     return state
+
+
+def find_resumable(ckpt_dir: Path, warn: Any = print) -> tuple[Path, dict[str, Any]] | None:
+    """The newest checkpoint in ``ckpt_dir`` that reads and verifies: ``latest.pt``, then
+    ``ckpt-<step>.pt`` newest first. Each damaged one is reported through ``warn`` and skipped.
+
+    None when the folder holds no checkpoint at all. Raises ``CheckpointError`` listing every
+    checkpoint and what is wrong with it when there are some but none is usable (never a
+    silent fresh start that would prune them).
+    """
+    candidates = [ckpt_dir / "latest.pt"] if (ckpt_dir / "latest.pt").exists() else []
+    candidates += [p for _, p in reversed(list_checkpoints(ckpt_dir))]
+    if not candidates:
+        return None
+    problems = []
+    for path in candidates:
+        try:
+            return path, load_checkpoint(path)
+        except CheckpointError as e:
+            problems.append(str(e))
+            warn(f"warning: {e}; trying an older checkpoint")
+    raise CheckpointError(
+        f"{ckpt_dir}: no usable checkpoint to resume from: " + "; ".join(problems)
+        + ". Remove the damaged files to start over, or train into a new run folder")
 
 
 def load_generator(
@@ -208,6 +287,7 @@ def load_generator(
         state_dict = payload["state_dict"]
     else:
         raise CheckpointError(f"{path}: neither a generator file nor a training checkpoint")
+    verify_payload(payload, path, finite=("G" if fmt == CHECKPOINT_FORMAT else "state_dict",))
     name = model_kw.pop("generator")
     G = build_generator(name, **model_kw)
     G.load_state_dict(state_dict)
@@ -264,6 +344,8 @@ def load_initial_generator(G: nn.Module, path: str | Path) -> None:
         raise CheckpointError(f"init_generator: {path}: not a readable weights file ({e})") from e
     fmt = payload.get("format") if isinstance(payload, dict) else None
     key = {CHECKPOINT_FORMAT: "G", GENERATOR_FORMAT: "state_dict"}.get(fmt)
+    if key:
+        verify_payload(payload, path, finite=(key,))
     state_dict = payload[key] if key else payload  # anything else: a bare (official) state dict
     try:
         load_official_generator(G, state_dict)

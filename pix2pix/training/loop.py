@@ -224,11 +224,16 @@ def _start_or_resume(
                 f"or choose a new run folder"
             )
         return None
-    path = latest if resume is True else Path(resume)
-    if resume is True and not path.exists():
-        log(f"no checkpoint in {ckpt_dir}: starting fresh")
-        return None
-    state = ckpt_io.load_checkpoint(path)
+    if resume is True:
+        # latest.pt damaged or missing: the newest good ckpt-<step>.pt, said out loud.
+        found = ckpt_io.find_resumable(ckpt_dir, warn=log)
+        if found is None:
+            log(f"no checkpoint in {ckpt_dir}: starting fresh")
+            return None
+        path, state = found
+    else:
+        path = Path(resume)
+        state = ckpt_io.load_checkpoint(path)
     diffs = ckpt_io.compare_for_resume(state, cfg.resume_key(), fingerprint)
     if not diffs:
         return state | {"_path": str(path)}

@@ -10,7 +10,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK = 1
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	# torch is pinned to the CPU wheel (see README for CUDA); the rest comes from PyPI.
-	$(BIN)/pip install -q -e '.[train,flows,dev]'
+	$(BIN)/pip install -q -e '.[train,flows,export,dev]'
 	touch $(STAMP)
 
 install: $(STAMP)

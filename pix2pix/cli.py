@@ -191,6 +191,9 @@ def make_parser() -> argparse.ArgumentParser:
     add_train_parser(sub).set_defaults(func=run_train)
     add_evaluate_parser(sub).set_defaults(func=run_evaluate)
     add_serve_parser(sub).set_defaults(func=run_serve)
+    from pix2pix.inference_cli import add_inference_parsers  # translate, export
+
+    add_inference_parsers(sub)
     return parser
 
 

@@ -53,7 +53,7 @@ def test_build_errors_exit_1_with_message(tmp_path: Path, capsys) -> None:
 def test_every_command_help_has_examples(capsys) -> None:
     parser = make_parser()
     commands = parser._subparsers._group_actions[0].choices  # noqa: SLF001 - introspecting argparse
-    assert set(commands) == {"build", "inspect", "samples", "train", "evaluate", "serve"}
+    assert set(commands) == {"build", "inspect", "samples", "train", "evaluate", "serve", "translate", "export"}
     for name in commands:
         with pytest.raises(SystemExit):
             main([name, "--help"])

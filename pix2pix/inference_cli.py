@@ -1,0 +1,130 @@
+"""``pix2pix translate`` and ``pix2pix export``: argument parsing for ``pix2pix.inference``.
+
+    pix2pix translate runs/facades photos/ --out translated/
+    pix2pix export runs/facades --onnx facades.onnx
+
+``pix2pix/cli.py`` calls ``add_inference_parsers(subparsers)``. Heavy imports (torch, onnx)
+happen inside the ``run_*`` functions so ``--help`` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+MODEL_HELP = ("a `pix2pix train` run folder, a generator.pt / checkpoint file, or an official "
+              "pix2pix latest_net_G.pth (architecture read from its tensors; see --netG/--norm)")
+
+TRANSLATE_EXAMPLES = """\
+examples:
+  # every image under photos/ (any size) through a trained model; outputs keep the input sizes
+  pix2pix translate runs/facades photos/ --out translated/
+  # files and globs; deterministic outputs (dropout off, BatchNorm running statistics)
+  pix2pix translate runs/demo/generator.pt a.jpg 'scans/**/*.png' --out out/ --eval-mode eval
+  # an official pretrained generator, resized to its 256x256 training size as the official test.py
+  pix2pix translate facades_label2photo.pth labels/ --out photos/ --fit --eval-mode eval
+  # huge images: smaller tiles bound the memory; a GPU with bf16 autocast
+  pix2pix translate runs/maps big.tif --out out/ --tile 512 --device cuda
+
+OUT/<rel>/<stem>.png per input (rel: its path under the folder or glob base it was found in),
+OUT/translate.jsonl (input/output paths and sha256, model sha256, test-time mode, seeds, sizes)
+and OUT/rejected.jsonl (inputs that could not be used, with the reason).
+exit codes: 0 every input translated, 1 an input was rejected or an error (message on stderr).
+"""
+
+EXPORT_EXAMPLES = """\
+examples:
+  pix2pix export runs/facades --onnx facades.onnx
+  pix2pix export facades_label2photo.pth --onnx label2photo.onnx --check-sizes 256x256,512x768
+
+The file takes float32 N x 3 x H x W in [-1, 1] (H, W multiples of the generator's multiple: 256
+for unet_256) and returns the same shape; it is the generator in eval mode (dropout off,
+BatchNorm running statistics). It is written only after onnxruntime reproduced PyTorch on two
+sizes within 1e-3. exit codes: 0 written and verified, 1 error (message on stderr).
+"""
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--netG", default=None, help="generator of an official .pth whose layout is not "
+                   "recognised (unet_128, unet_256, unet_512, resnet_6blocks, resnet_9blocks)")
+    p.add_argument("--norm", default=None, choices=["batch", "instance", "none"],
+                   help="normalisation of an official .pth (default: read from its tensors)")
+
+
+def add_inference_parsers(sub: Any) -> None:
+    """Add ``translate`` and ``export`` to an ``argparse`` subparsers object."""
+    p = sub.add_parser(
+        "translate", help="run a trained generator over image files of any size",
+        description="Translate image files (files, folders, globs) with a trained or official "
+        "pix2pix generator, A to B as it was trained. Outputs keep the input's size unless --fit.",
+        epilog=TRANSLATE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    p.add_argument("inputs", metavar="INPUT", nargs="+", help="image file, folder (recursive) or glob")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (refused if not empty, see --overwrite)")
+    p.add_argument("--eval-mode", default="model", choices=["model", "train", "eval"],
+                   help="model: as stored with the model (default; official .pth: train, as the official "
+                   "test.py); train: dropout on + per-image statistics, seeded (the paper); eval: "
+                   "dropout off + running statistics (deterministic, batched)")
+    p.add_argument("--fit", action="store_true",
+                   help="resize to the training size (bicubic) and write that size, as the official test.py")
+    p.add_argument("--tile", type=int, default=1024, metavar="PX",
+                   help="images whose padded side exceeds PX run in overlapping PX x PX tiles, blended "
+                   "(default 1024; a multiple of the generator's multiple; 0: never tile)")
+    p.add_argument("--batch-size", type=int, default=4, metavar="N",
+                   help="same-size images or tiles per forward pass in eval mode (default 4)")
+    p.add_argument("--max-pixels", type=int, default=50_000_000, metavar="N",
+                   help="reject larger inputs (default 50000000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of test-time dropout in train mode (default 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA, else CPU; default) | cpu | cuda | cuda:N")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto: bf16 autocast on CUDA, fp32 on CPU (default)")
+    p.add_argument("--threads", type=int, default=0, metavar="N", help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_model_flags(p)
+    p.set_defaults(func=run_translate)
+
+    e = sub.add_parser(
+        "export", help="export a generator to ONNX (verified with onnxruntime)",
+        description="Write a generator as ONNX with dynamic batch, height and width, then check it "
+        "with onnxruntime against PyTorch on two sizes before reporting success.",
+        epilog=EXPORT_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("model", metavar="MODEL", help=MODEL_HELP)
+    e.add_argument("--onnx", required=True, metavar="FILE", help="the .onnx file to write")
+    e.add_argument("--check-sizes", default="", metavar="HxW,HxW",
+                   help="the two sizes checked with onnxruntime (default: 1x and 2x the multiple)")
+    e.add_argument("--tolerance", type=float, default=1e-3, help="largest accepted |onnx - torch| (1e-3)")
+    e.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    _add_model_flags(e)
+    e.set_defaults(func=run_export)
+
+
+def run_translate(args: argparse.Namespace) -> int:
+    """Run ``pix2pix translate``; 0 when every input was translated, 1 otherwise."""
+    from pix2pix.inference import TranslateConfig, translate
+
+    config = TranslateConfig(eval_mode=args.eval_mode, fit=args.fit, tile=args.tile, batch_size=args.batch_size,
+                             max_pixels=args.max_pixels, device=args.device, precision=args.precision,
+                             seed=args.seed, num_threads=args.threads)
+    result = translate(args.model, args.inputs, args.out, config, overwrite=args.overwrite,
+                       progress=not args.no_progress and sys.stderr.isatty(), netG=args.netG, norm=args.norm)
+    for note in result.notes:
+        print(f"[translate] model: {note}")
+    for r in result.rejected:
+        print(f"[translate] rejected {r['input']}: {r['reason']}", file=sys.stderr)
+    print(f"[translate] {result.count} image(s) translated in {result.eval_mode} mode, "
+          f"{len(result.rejected)} rejected: {result.out_dir}/translate.jsonl")
+    return 1 if result.rejected else 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    """Run ``pix2pix export``; 0 when the file was written and verified."""
+    from pix2pix.inference.export import export_onnx, parse_sizes
+
+    result = export_onnx(args.model, args.onnx, check_sizes=parse_sizes(args.check_sizes) if args.check_sizes
+                         else None, tolerance=args.tolerance, opset=args.opset, netG=args.netG, norm=args.norm)
+    for (h, w), diff in result.checks:
+        print(f"[export] onnxruntime vs PyTorch at {h}x{w}: max |difference| {diff:.2e}")
+    print(f"[export] {result.path}: {result.generator}, H and W multiples of {result.multiple}, verified")
+    return 0

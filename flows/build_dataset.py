@@ -37,10 +37,9 @@ from prefect.artifacts import (
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
-from prefect.tasks import exponential_backoff
 from prefect.utilities.annotations import unmapped
 
-from flows.sources import ResolvedSource, is_transient, resolve_source
+from flows.sources import ResolvedSource, resolve_source
 from pix2pix.atomic import release
 from pix2pix.build import BuildPlan, BuildSummary, finalize_build, plan_build, process_items
 from pix2pix.config import BuildConfig
@@ -54,19 +53,10 @@ LOCAL_DASK_CLUSTER = {"n_workers": 2, "threads_per_worker": 1, "processes": True
 MAX_LOGGED_REJECTIONS = 50
 
 
-def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Retry only failures that may pass (network, 5xx), not a 404, a typo or a refused licence."""
-    try:
-        state.result()
-    except Exception as exc:  # noqa: BLE001 - the state's own exception, classified below
-        return is_transient(exc)
-    return False
-
-
-# The only task with retries: downloads fail transiently; the library already retries each request,
-# this covers a mirror that is down for longer. No cache: the library caches verified downloads.
-@task(name="resolve-source", retries=3, retry_delay_seconds=exponential_backoff(backoff_factor=0.5),
-      retry_jitter_factor=0.5, retry_condition_fn=_retry_if_transient, cache_policy=NO_CACHE)
+# No retries here: the download library already retries each file (with backoff, a minimum rate
+# and an optional deadline); retrying the task on top multiplied a stalled URL into 11 minutes.
+# No cache: the library caches verified downloads.
+@task(name="resolve-source", cache_policy=NO_CACHE)
 def resolve(source: str, raw_dir: str, base_url: str | None, accept_licence: bool) -> ResolvedSource:
     """Find or download the source and return the local path the builder reads."""
     return resolve_source(source, Path(raw_dir), base_url=base_url, accept_licence=accept_licence)

@@ -9,13 +9,15 @@ A source is, in this order of precedence:
 - an existing local file or folder: used as is, except a `.txt`/`.csv` file, which is a URL list;
 - the name of a standard dataset (`pix2pix.datasets_catalog`): its archive is downloaded to
   `raw_dir/<name>.tar.gz` (a mirror via `base_url` or `$PIX2PIX_DATASETS_URL`);
-- an http(s) URL of a `.tar.gz`/`.tgz`/`.zip` archive: downloaded to `raw_dir/<file name>`;
+- an http(s) URL of a `.tar.gz`/`.tgz`/`.zip` archive: downloaded to `raw_dir/<cache_name(url)>`
+  (the file name plus a hash of the whole URL: `/v1/data.zip` and `/v2/data.zip` never share);
 - a URL list: every image is downloaded into `raw_dir/<list name>/files/`, and the build reads
   `raw_dir/<list name>/images/`, a view of the files that arrived (hard links) without the
   `.sha256` sidecars the downloader writes; failures become `extra_rejected` records.
 
 Plain functions, no Prefect: the flow's resolve task calls `resolve_source`; tests call it too.
-Downloads are cached by the library (verified sidecars), so re-resolving is cheap.
+Downloads are cached by the library (verified sidecars), so re-resolving is cheap, and retried
+by the library only (the flow does not retry them again).
 """
 
 from __future__ import annotations
@@ -28,19 +30,11 @@ from urllib.parse import urlsplit
 
 from pix2pix.archive import ARCHIVE_SUFFIXES
 from pix2pix.datasets_catalog import NAMED_DATASETS
-from pix2pix.download import (
-    DownloadError,
-    LicenceNotAcceptedError,
-    download_file,
-    download_named_dataset,
-    download_url_list,
-    read_url_list,
-)
+from pix2pix.download import DownloadError, cache_name, download_file, download_named_dataset
 from pix2pix.errors import SourceError
+from pix2pix.urllist import download_url_list, read_url_list
 
 URL_LIST_SUFFIXES = (".txt", ".csv")
-# Statuses for which the same request can succeed later; anything else is a permanent answer.
-_TRANSIENT_STATUSES = frozenset({408, 429})
 
 
 @dataclass(frozen=True)
@@ -62,13 +56,6 @@ def is_url(source: str) -> bool:
     """True for an http(s) URL."""
     parts = urlsplit(source)
     return parts.scheme in ("http", "https") and bool(parts.netloc)
-
-
-def is_transient(exc: BaseException) -> bool:
-    """True when retrying later may help: a network failure or a 5xx, not a 404 or a refused licence."""
-    if not isinstance(exc, DownloadError) or isinstance(exc, LicenceNotAcceptedError):
-        return False
-    return exc.status is None or exc.status >= 500 or exc.status in _TRANSIENT_STATUSES
 
 
 def resolve_source(
@@ -102,7 +89,7 @@ def resolve_source(
                 f"{source}: a URL source must point to a .tar.gz, .tgz or .zip archive; for images, "
                 "put their URLs in a .txt or .csv list and pass the list's path"
             )
-        res = download_file(source, raw_dir, progress=False)
+        res = download_file(source, raw_dir, filename=cache_name(source), expect="archive", progress=False)
         return ResolvedSource(path=str(res.path), kind="url", origin=source, downloaded=0 if res.cached else 1)
     known = ", ".join(sorted(NAMED_DATASETS))
     raise SourceError(
@@ -122,14 +109,11 @@ def fetch_url_list(list_path: Path, raw_dir: Path, *, workers: int = 8) -> Resol
     rejected = [{**f, "source": f["url"], "kind": "download failed"} for f in failures]
     if not ok:
         reasons = "; ".join(sorted({f["reason"] for f in failures}))
-        # Retry only when something could be transient (a 404 list stays a 404 list).
-        transient = any(f["status"] is None or f["status"] >= 500 for f in failures)
         raise DownloadError(
             f"{list_path}: none of its {len(items)} URLs could be downloaded ({reasons})",
             url=str(list_path),
             attempts=len(items),
             reason=reasons,
-            status=None if transient else failures[0]["status"],
         )
     images = base / "images"
     _link_view(files, images, [p for f in ok for p in (f.a.path, f.b and f.b.path) if p])

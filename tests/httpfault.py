@@ -1,6 +1,6 @@
 """A local HTTP server that misbehaves on purpose, for download tests.
 
-    from httpfault import FaultServer, Serve, Status, Reset, Truncate, Stall
+    from httpfault import FaultServer, Serve, Status, Reset, Truncate, Stall, Trickle
 
     with FaultServer() as srv:                       # 127.0.0.1, random port, daemon thread
         srv.add("/a.bin", body, [Reset(after=1000), Serve()])   # reset once, then honour Range
@@ -9,13 +9,17 @@
         assert srv.count("/a.bin") == 2 and srv.ranges("/a.bin")[1] == "bytes=1000-"
 
 Each path has a *script*: request k uses `script[k]`, and the last step repeats forever. Steps:
-- `Serve(honour_range=True, status=200)`: the body (206 + Content-Range when a valid Range
-  came and `honour_range`; 416 for a range past the end); `honour_range=False` ignores Range.
+- `Serve(honour_range=True, status=200, body=None, content_type=None)`: the body (206 +
+  Content-Range when a valid Range came and `honour_range`; 416 for a range past the end);
+  `honour_range=False` ignores Range; `body` replaces the route's body for this step (an HTML
+  error page, say); `content_type` replaces the route's (`add(..., content_type=)`).
 - `Status(code)`: that status with a short text body.
 - `Reset(after=K)`: headers with the full Content-Length, K bytes, then a TCP RST.
 - `Truncate(after=K)`: headers with the full Content-Length, K bytes, then a clean close.
 - `Stall(after=K, seconds=s)`: K bytes, then silence for `s` seconds (to trigger timeouts).
-Reset/Truncate/Stall also honour a Range for where they start. Every request is recorded
+- `Trickle(interval=s, headers=False)`: one byte every `s` seconds, of the body or (with
+  `headers=True`) of the whole response from its status line on, until done or stopped.
+Reset/Truncate/Stall/Trickle also honour a Range for where they start. Every request is recorded
 (`requests(path)`, `count(path)`, `ranges(path)`) so tests can assert attempts and resumes.
 Handler threads are daemons and `stop()` shuts the server down, so nothing outlives a test.
 """
@@ -37,6 +41,8 @@ from typing import Any
 class Serve:
     honour_range: bool = True
     status: int = 200
+    body: bytes | None = None
+    content_type: str | None = None
 
 
 @dataclass(frozen=True)
@@ -60,7 +66,13 @@ class Stall:
     seconds: float = 2.0
 
 
-Step = Serve | Status | Reset | Truncate | Stall
+@dataclass(frozen=True)
+class Trickle:
+    interval: float
+    headers: bool = False
+
+
+Step = Serve | Status | Reset | Truncate | Stall | Trickle
 
 
 @dataclass(frozen=True)
@@ -75,6 +87,7 @@ class RequestRecord:
 class _Route:
     body: bytes
     script: list[Step]
+    content_type: str = "application/octet-stream"
 
 
 def _parse_range(header: str | None, size: int) -> int | None:
@@ -107,9 +120,15 @@ class _Handler(BaseHTTPRequestHandler):
         if isinstance(step, Status):
             self._text(step.code, f"status {step.code}")
             return
-        body = route.body
+        body = step.body if isinstance(step, Serve) and step.body is not None else route.body
+        content_type = (step.content_type if isinstance(step, Serve) else None) or route.content_type
         start = _parse_range(self.headers.get("Range"), len(body))
         honour = not isinstance(step, Serve) or step.honour_range
+        if isinstance(step, Trickle) and step.headers:
+            head = (f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+                    "Connection: close\r\n\r\n").encode()
+            self._trickle(head + body, step.interval)
+            return
         if start is not None and honour:
             if start >= len(body):
                 self.send_response(416)
@@ -123,7 +142,7 @@ class _Handler(BaseHTTPRequestHandler):
             start = 0
             self.send_response(step.status if isinstance(step, Serve) else 200)
         payload = body[start:]
-        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Connection", "close")
         self.end_headers()
@@ -145,8 +164,20 @@ class _Handler(BaseHTTPRequestHandler):
                 self.wfile.write(payload[: step.after])
                 self.wfile.flush()
                 srv.stopping.wait(step.seconds)
+            elif isinstance(step, Trickle):
+                self._trickle(payload, step.interval)
         except OSError:
             pass  # the client went away; that is what these steps provoke
+
+    def _trickle(self, data: bytes, interval: float) -> None:
+        try:
+            for i in range(len(data)):
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+                if self.server.stopping.wait(interval):
+                    return
+        except OSError:
+            pass
 
     def _text(self, code: int, text: str) -> None:
         data = text.encode()
@@ -189,12 +220,13 @@ class FaultServer:
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    def add(self, path: str, body: bytes, script: list[Step] | None = None) -> str:
+    def add(self, path: str, body: bytes, script: list[Step] | None = None, *,
+            content_type: str = "application/octet-stream") -> str:
         """Serve `body` at `path` following `script` (default: `[Serve()]`); returns the URL."""
         if not path.startswith("/"):
             raise ValueError(f"path must start with '/', got {path!r}")
         with self._srv.lock:
-            self._srv.routes[path] = _Route(body, list(script or [Serve()]))
+            self._srv.routes[path] = _Route(body, list(script or [Serve()]), content_type)
         return self.url(path)
 
     def requests(self, path: str) -> list[RequestRecord]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import random
 from pathlib import Path
 
+import numpy as np
 import pytest
-from httpfault import FaultServer, Reset, Serve, Stall, Status, Truncate
+from httpfault import FaultServer, Reset, Serve, Stall, Status, Trickle, Truncate
+from PIL import Image
 
 from pix2pix.datasets_catalog import (
     BASE_URL_ENV,
@@ -21,17 +25,25 @@ from pix2pix.download import (
     ChecksumError,
     DownloadError,
     LicenceNotAcceptedError,
-    UrlItem,
-    UrlListError,
+    cache_name,
     download_file,
     download_named_dataset,
-    download_url_list,
-    read_url_list,
 )
+from pix2pix.urllist import UrlItem, UrlListError, download_url_list, read_url_list
 
 BODY = random.Random(0).randbytes(300_000)
 BODY_SHA = hashlib.sha256(BODY).hexdigest()
+ARCHIVE = gzip.compress(BODY, mtime=0)  # an archive as far as its first bytes go
 FAST = dict(backoff=0.01, timeout=5, progress=False)
+HTML = b"<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head><body>try later</body></html>"
+
+
+def image_bytes(seed: int, fmt: str = "JPEG") -> bytes:
+    """A small real image file of the given Pillow format."""
+    arr = np.random.default_rng(seed).integers(0, 256, (8, 8, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format=fmt)
+    return buf.getvalue()
 
 
 @pytest.fixture
@@ -198,21 +210,21 @@ def test_non_http_url_is_rejected(tmp_path):
 
 
 def test_named_dataset_from_local_base_url(server, tmp_path):
-    server.add("/mirror/facades.tar.gz", BODY)
+    server.add("/mirror/facades.tar.gz", ARCHIVE)
     res = download_named_dataset("facades", tmp_path, base_url=server.url("/mirror/"), **FAST)
-    assert res.path == tmp_path / "facades.tar.gz" and res.sha256 == BODY_SHA
+    assert res.path == tmp_path / "facades.tar.gz" and res.sha256 == hashlib.sha256(ARCHIVE).hexdigest()
     assert res.url == server.url("/mirror/facades.tar.gz")
 
 
 def test_named_dataset_base_url_from_env(server, tmp_path, monkeypatch):
-    server.add("/env/maps.tar.gz", BODY)
+    server.add("/env/maps.tar.gz", ARCHIVE)
     monkeypatch.setenv(BASE_URL_ENV, server.url("/env"))
     res = download_named_dataset("maps", tmp_path, **FAST)
-    assert res.path.read_bytes() == BODY and server.count("/env/maps.tar.gz") == 1
+    assert res.path.read_bytes() == ARCHIVE and server.count("/env/maps.tar.gz") == 1
 
 
 def test_cityscapes_needs_licence_acceptance(server, tmp_path):
-    server.add("/m/cityscapes.tar.gz", BODY)
+    server.add("/m/cityscapes.tar.gz", ARCHIVE)
     with pytest.raises(LicenceNotAcceptedError, match="accept_licence"):
         download_named_dataset("cityscapes", tmp_path, base_url=server.url("/m"), **FAST)
     assert server.total_requests() == 0
@@ -273,7 +285,7 @@ def test_read_url_list_errors_name_the_line(tmp_path, name, text, message):
 
 
 def test_url_list_failures_do_not_stop_others(server, tmp_path):
-    bodies = {f"/img/{i}.jpg": bytes([i]) * (1000 + i) for i in range(3)}
+    bodies = {f"/img/{i}.jpg": image_bytes(i) for i in range(3)}
     for path, body in bodies.items():
         server.add(path, body)
     server.add("/img/gone.jpg", b"", [Status(404)])
@@ -305,14 +317,15 @@ def test_url_list_failures_do_not_stop_others(server, tmp_path):
 
 
 def test_url_list_same_basename_does_not_collide(server, tmp_path):
-    server.add("/x/image.jpg", b"x" * 10)
-    server.add("/y/image.jpg", b"y" * 10)
+    x, y = image_bytes(1), image_bytes(2)
+    server.add("/x/image.jpg", x)
+    server.add("/y/image.jpg", y)
     items = [UrlItem(server.url("/x/image.jpg"), line=1), UrlItem(server.url("/y/image.jpg"), line=2),
              UrlItem(server.url("/x/image.jpg"), line=3)]
     ok, failed = download_url_list(items, tmp_path, progress=False)
     names = [r.a.path.name for r in ok]
     assert len(set(names)) == 2 and all(n.startswith("image-") and n.endswith(".jpg") for n in names)
-    assert [r.a.path.read_bytes() for r in ok] == [b"x" * 10, b"y" * 10]
+    assert [r.a.path.read_bytes() for r in ok] == [x, y]
     assert failed == [{"url": server.url("/x/image.jpg"), "line": 3,
                        "reason": "duplicate of line 1", "status": None}]
     # deterministic: the same list gives the same names
@@ -320,9 +333,9 @@ def test_url_list_same_basename_does_not_collide(server, tmp_path):
 
 
 def test_url_list_pairs_share_stems_and_drop_orphans(server, tmp_path):
-    server.add("/p/1a.jpg", b"A1")
-    server.add("/p/1b.png", b"B1")
-    server.add("/p/2a.jpg", b"A2")
+    server.add("/p/1a.jpg", image_bytes(1))
+    server.add("/p/1b.png", image_bytes(2, "PNG"))
+    server.add("/p/2a.jpg", image_bytes(3))
     server.add("/p/2b.png", b"", [Status(404)])
     items = [
         UrlItem(server.url("/p/1a.jpg"), server.url("/p/1b.png"), line=1),
@@ -342,8 +355,122 @@ def test_url_list_pairs_share_stems_and_drop_orphans(server, tmp_path):
 
 
 def test_read_then_download_csv_end_to_end(server, tmp_path):
-    server.add("/e/a.jpg", b"aa")
+    server.add("/e/a.jpg", image_bytes(0))
     lst = tmp_path / "list.csv"
     lst.write_text(f"url\n{server.url('/e/a.jpg')}\n{server.url('/e/none.jpg')}\n")
     ok, failed = download_url_list(read_url_list(lst), tmp_path / "out", progress=False)
     assert len(ok) == 1 and failed[0]["line"] == 3 and failed[0]["status"] == 404
+
+
+
+# ------------------------------------------------------------------ nothing hangs
+
+
+def test_trickled_body_is_too_slow_and_retried_then_reported(server, tmp_path):
+    url = server.add("/t.bin", BODY[:2000], [Trickle(interval=0.05)])
+    with pytest.raises(DownloadError) as info:
+        download_file(url, tmp_path, retries=1, backoff=0.01, timeout=0.5, min_rate=100, progress=False)
+    assert "too slow" in info.value.reason and "2 attempts" in str(info.value) and url in str(info.value)
+    assert server.count("/t.bin") == 2
+    assert server.ranges("/t.bin")[1] is not None  # what trickled in is kept and resumed
+    assert not (tmp_path / "t.bin").exists()
+
+
+def test_trickled_headers_time_out(server, tmp_path):
+    url = server.add("/h.bin", BODY[:100], [Trickle(interval=0.05, headers=True)])
+    with pytest.raises(DownloadError) as info:
+        download_file(url, tmp_path, retries=0, timeout=0.5, progress=False)
+    assert "no complete response headers within 0.5 s" in str(info.value)
+    assert server.count("/h.bin") == 1 and not (tmp_path / "h.bin").exists()
+
+
+def test_deadline_bounds_the_whole_file_and_is_not_retried(server, tmp_path):
+    # 50 bytes/s is above min_rate, so only the deadline can stop it (the body takes 40 s).
+    url = server.add("/d.bin", BODY[:2000], [Trickle(interval=0.02)])
+    with pytest.raises(DownloadError) as info:
+        download_file(url, tmp_path, retries=3, timeout=5, min_rate=1, deadline=1.0, progress=False)
+    assert "within the 1 s deadline" in str(info.value) and server.count("/d.bin") == 1
+    assert 0 < (tmp_path / "d.bin.part").stat().st_size < 2000  # kept for a later resume
+
+
+# ------------------------------------------------------------------ what the bytes are
+
+
+def test_html_error_page_served_with_200_is_never_cached(server, tmp_path):
+    jpeg = image_bytes(7)
+    url = server.add("/img/photo.jpg", jpeg, [Serve(body=HTML, content_type="text/html"), Serve()],
+                     content_type="image/jpeg")
+    with pytest.raises(DownloadError) as info:
+        download_file(url, tmp_path, expect="image", **FAST)
+    msg = str(info.value)
+    assert url in msg and f"not an image: received text/html, {len(HTML)} bytes starting '<!DOCTYPE html> <html>" in msg
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no file, no sidecar, no .part
+    res = download_file(url, tmp_path, expect="image", **FAST)  # fetched again, not "cached"
+    assert not res.cached and res.path.read_bytes() == jpeg and server.count("/img/photo.jpg") == 2
+
+
+def test_cached_html_from_an_older_version_is_fetched_again(server, tmp_path):
+    jpeg = image_bytes(8)
+    url = server.add("/img/p.jpg", jpeg)
+    (tmp_path / "p.jpg").write_bytes(HTML)
+    (tmp_path / "p.jpg.sha256").write_text(f"{hashlib.sha256(HTML).hexdigest()}  p.jpg\n")
+    res = download_file(url, tmp_path, expect="image", **FAST)
+    assert not res.cached and res.path.read_bytes() == jpeg
+
+
+def test_archive_url_serving_html_is_an_error_saying_what_came(server, tmp_path):
+    server.add("/m/facades.tar.gz", HTML, content_type="text/html; charset=utf-8")
+    with pytest.raises(DownloadError, match=r"m/facades\.tar\.gz: not an archive: received text/html"):
+        download_named_dataset("facades", tmp_path, base_url=server.url("/m"), **FAST)
+    assert not (tmp_path / "facades.tar.gz").exists()
+
+
+def test_url_list_html_page_is_a_failure_naming_the_url(server, tmp_path):
+    server.add("/ok.jpg", image_bytes(1))
+    bad = server.add("/login", HTML, content_type="text/html")
+    items = [UrlItem(server.url("/ok.jpg"), line=1), UrlItem(bad, line=2)]
+    ok, failed = download_url_list(items, tmp_path, retries=0, progress=False)
+    assert len(ok) == 1
+    [f] = failed
+    assert f["url"] == bad and f["line"] == 2 and f["reason"].startswith("not an image: received text/html")
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == [".jpg", ".sha256"]
+
+
+def test_extensionless_image_urls_are_named_by_their_bytes(server, tmp_path):
+    jpeg, png = image_bytes(1), image_bytes(2, "PNG")
+    server.add("/photo/1001", jpeg, content_type="image/jpeg")
+    server.add("/photo/1002", png, content_type="application/octet-stream")  # the bytes decide
+    items = [UrlItem(server.url("/photo/1001"), line=1), UrlItem(server.url("/photo/1002"), line=2)]
+    ok, failed = download_url_list(items, tmp_path, progress=False)
+    assert failed == []
+    assert [(r.a.path.name.split("-")[0], r.a.path.suffix) for r in ok] == [("1001", ".jpg"), ("1002", ".png")]
+    assert [r.a.path.read_bytes() for r in ok] == [jpeg, png]
+    again, _ = download_url_list(items, tmp_path, progress=False)
+    assert all(r.a.cached for r in again) and server.count("/photo/1001") == 1
+
+
+def test_image_magic_knows_every_suffix_the_builder_reads():
+    from pix2pix.download import IMAGE_EXTENSIONS, image_extension
+    from pix2pix.sources import IMAGE_SUFFIXES
+
+    assert set(IMAGE_SUFFIXES) <= set(IMAGE_EXTENSIONS)
+    for fmt, ext in [("JPEG", ".jpg"), ("PNG", ".png"), ("GIF", ".gif"), ("BMP", ".bmp"), ("TIFF", ".tif"),
+                     ("WEBP", ".webp"), ("PPM", ".ppm")]:
+        assert image_extension(image_bytes(0, fmt)[:512]) == ext, fmt
+    assert image_extension(HTML) is None and image_extension(b"BMW is a car, not a bitmap") is None
+
+
+def test_binary_junk_is_described_in_hex(server, tmp_path):
+    url = server.add("/x.jpg", bytes(range(200)))
+    with pytest.raises(DownloadError, match="200 bytes starting 00 01 02 03"):
+        download_file(url, tmp_path, expect="image", **FAST)
+
+
+# ------------------------------------------------------------------ cache keys
+
+
+def test_cache_name_is_keyed_on_the_whole_url():
+    v1, v2 = cache_name("http://h/v1/data.zip"), cache_name("http://h/v2/data.zip")
+    assert v1 != v2 and v1.startswith("data-") and v1.endswith(".zip") and v2.endswith(".zip")
+    assert cache_name("http://h/v1/data.zip") == v1
+    assert cache_name("http://h/a/set.tar.gz").endswith(".tar.gz")

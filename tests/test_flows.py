@@ -19,10 +19,10 @@ from PIL import Image
 from prefect_fixtures import prefect_harness  # noqa: F401 - session fixture, used by name below
 
 from flows import build_dataset as bd
-from flows.sources import ResolvedSource, fetch_url_list, is_transient, resolve_source
+from flows.sources import ResolvedSource, fetch_url_list, resolve_source
 from pix2pix.build import build_dataset
 from pix2pix.config import BuildConfig
-from pix2pix.download import DownloadError, LicenceNotAcceptedError
+from pix2pix.download import DownloadError
 from pix2pix.errors import ConfigError, SourceError
 
 harness = pytest.mark.usefixtures("prefect_harness")
@@ -115,18 +115,23 @@ def test_local_sources_resolve_as_is_and_unknown_ones_are_named(tmp_path: Path) 
     assert not (tmp_path / "raw").exists()  # nothing downloaded for a bad source
 
 
-def test_only_transient_download_failures_are_retried() -> None:
-    def err(status):
-        return DownloadError("x", url="u", attempts=1, reason="r", status=status)
+def test_downloads_are_retried_in_one_place_only() -> None:
+    # The library retries each file; a task retry on top multiplied a stalled URL into 11 min.
+    assert bd.resolve.retries == 0
 
-    assert is_transient(err(None)) and is_transient(err(503)) and is_transient(err(429))
-    assert not is_transient(err(404)) and not is_transient(SourceError("typo"))
-    assert not is_transient(LicenceNotAcceptedError("x", url="u", attempts=0, reason="licence not accepted"))
 
-    from prefect.states import Failed
-
-    assert bd._retry_if_transient(None, None, Failed(data=err(502)))
-    assert not bd._retry_if_transient(None, None, Failed(data=err(404)))
+def test_archive_urls_with_the_same_file_name_do_not_share_a_cache_entry(tmp_path: Path) -> None:
+    one, two = official_archive("facades", {"train": 1}), official_archive("facades", {"train": 2})
+    with FaultServer() as srv:
+        srv.add("/v1/data.tar.gz", one)
+        srv.add("/v2/data.tar.gz", two)
+        first = resolve_source(srv.url("/v1/data.tar.gz"), tmp_path / "raw")
+        second = resolve_source(srv.url("/v2/data.tar.gz"), tmp_path / "raw")
+        again = resolve_source(srv.url("/v1/data.tar.gz"), tmp_path / "raw")
+        assert srv.count("/v1/data.tar.gz") == 1 and srv.count("/v2/data.tar.gz") == 1
+    assert first.path != second.path and first.path == again.path and again.downloaded == 0
+    assert Path(first.path).read_bytes() == one and Path(second.path).read_bytes() == two
+    assert Path(first.path).name.startswith("data-") and first.path.endswith(".tar.gz")
 
 
 def test_url_list_view_holds_only_images_and_failures_become_rejections(tmp_path: Path) -> None:
@@ -149,9 +154,9 @@ def test_url_list_view_holds_only_images_and_failures_become_rejections(tmp_path
 def test_url_list_with_nothing_downloadable_fails_without_retry(tmp_path: Path) -> None:
     with FaultServer() as srv:
         (tmp_path / "urls.txt").write_text(srv.url("/a.jpg") + "\n" + srv.url("/b.jpg") + "\n")
-        with pytest.raises(DownloadError, match="none of its 2 URLs") as info:
+        with pytest.raises(DownloadError, match="none of its 2 URLs"):
             fetch_url_list(tmp_path / "urls.txt", tmp_path / "raw")
-    assert not is_transient(info.value)
+        assert srv.count("/a.jpg") == 1 and srv.count("/b.jpg") == 1  # a 404 is not retried
 
 
 # --- tasks through .fn() and pure helpers --------------------------------------------------------

@@ -237,10 +237,18 @@ def _judge(
             ))
 
     files = [e for e in entries if e.kind == "file"]
+    declared = 0
+    for e in files:  # a bomb is refused, even where its members would be skipped below
+        if e.packed is not None and e.size > MEMBER_RATIO_FLOOR_BYTES and e.size > bounds.max_ratio * max(e.packed, 1):
+            raise UnsafeArchiveError(
+                f"{archive}: entry {e.raw!r} expands {_size(e.packed)} to {_size(e.size)} "
+                f"(more than {bounds.max_ratio:g}x; a decompression bomb?); refusing to extract"
+            )
+        declared += e.size
+        bounds.check(declared, f"entry {e.raw!r}")
     last = {e.name: i for i, e in enumerate(files)}
     folders = {p for e in entries for p in _parents(e.name)} | {e.name for e in entries if e.kind == "dir"}
     keep: list[_Entry] = []
-    declared = 0
     for i, e in enumerate(files):
         if last[e.name] != i:
             reason = f"another member named {e.name!r} comes later in the archive; only the last is extracted"
@@ -253,14 +261,6 @@ def _judge(
                       f"({_size(max_member_bytes)}); not extracted")
             rejected.append(_record(archive, e, "too large", reason))
         else:
-            bomb = e.size > MEMBER_RATIO_FLOOR_BYTES and e.size > bounds.max_ratio * max(e.packed or 0, 1)
-            if e.packed is not None and bomb:
-                raise UnsafeArchiveError(
-                    f"{archive}: entry {e.raw!r} expands {_size(e.packed)} to {_size(e.size)} "
-                    f"(more than {bounds.max_ratio:g}x; a decompression bomb?); refusing to extract"
-                )
-            declared += e.size
-            bounds.check(declared, f"entry {e.raw!r}")
             keep.append(e)
     return [e for e in entries if e.kind == "dir"] + keep, rejected
 

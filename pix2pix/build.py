@@ -121,6 +121,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     try:
         return _plan(config, out, src)
     except BaseException:
+        shutil.rmtree(sibling(out, "extract"), ignore_errors=True)  # no leftover of an archive source
         release(out)
         raise
 

@@ -293,6 +293,18 @@ def test_zip_bomb_refused_before_extracting(tmp_path: Path) -> None:
     with pytest.raises(UnsafeArchiveError, match=r"zeros\.bin.*1\.0 GiB.*decompression bomb"):
         extract_archive(arc, tmp_path / "dest")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.zip"]
+    # The same through the builder, whose pixel limit would skip the member as too large:
+    # a bomb is refused, not skipped, and leaves no extraction folder.
+    with pytest.raises(UnsafeArchiveError, match="decompression bomb"):
+        build_dataset(BuildConfig(source=str(arc), out=str(tmp_path / "out"), progress=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.zip"]
+
+
+def test_archive_without_files_leaves_no_extraction_folder(tmp_path: Path) -> None:
+    arc = _tar(tmp_path / "empty.tar", [_info("only-a-folder", tarfile.DIRTYPE)])
+    with pytest.raises(SourceError, match="no files found"):  # raised while planning the build
+        build_dataset(BuildConfig(source=str(arc), out=str(tmp_path / "out"), progress=False))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.tar"]
 
 
 def test_tar_gz_bomb_refused_at_its_header(tmp_path: Path) -> None:

@@ -17,10 +17,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import random
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -269,15 +272,86 @@ class EpochSampler(Sampler):
         return self.per_rank - self.start
 
 
-def seed_worker(worker_id: int) -> None:
+def seed_worker(worker_id: int, trainer_pid: int | None = None) -> None:
     """DataLoader ``worker_init_fn``: seed numpy/random from the worker's torch seed.
 
     Jitter does not use these generators (it is keyed on (seed, epoch, index)); seeding them
     keeps any other randomness in a worker reproducible. One OpenCV thread per worker: the
     workers are the parallelism. (Safe only in a fresh process: the training loop starts its
     workers with "forkserver", never by forking a process whose thread pools run.)
+
+    ``trainer_pid`` (pass it with ``functools.partial``): the worker ends as soon as that process
+    does, however it ends (kill -9 included), instead of training data for no one.
     """
+    _die_with_parent()
+    if trainer_pid is not None:
+        _die_with(trainer_pid)
     s = torch.initial_seed() % 2**32
     np.random.seed(s)
     random.seed(s)
     cv2.setNumThreads(1)
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel sends this worker SIGKILL when its parent (the fork server, which exits
+    with the trainer) dies, so a kill -9 of the trainer leaves no worker behind. Elsewhere a no-op
+    (torch's own watchdog still ends orphaned workers, only later)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the call: the signal will never come
+        os._exit(1)
+
+
+def _die_with(pid: int) -> None:
+    """End this process when process ``pid`` ends (a daemon thread waits on a pidfd).
+
+    A forkserver worker's parent is the fork server, which stays alive while any worker does
+    (each holds its liveness pipe), so watching the parent alone is not enough.
+    """
+    import select
+    import signal
+    import threading
+
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux >= 5.3, or the trainer is already gone
+        if not _pid_alive(pid):
+            os._exit(1)
+        return
+
+    def wait() -> None:
+        select.select([fd], [], [])  # readable once `pid` has exited (zombie included)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=wait, name="pix2pix-trainer-watch", daemon=True).start()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def worker_process_context() -> Any:
+    """The "forkserver" multiprocessing context for DataLoader workers, its server preloaded
+    with ``pix2pix.training.forkserver_guard`` (the server dies with the trainer, Linux) and this
+    module (workers start without re-importing torch/OpenCV, so they reach ``seed_worker``,
+    where each ties its life to the trainer's, at once)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["pix2pix.training.forkserver_guard", "pix2pix.training.data"])
+    return ctx

@@ -12,8 +12,10 @@ validation L1, checkpoint. ``resume=True`` continues from RUN_DIR/checkpoints/la
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
+import os
 import random
 import shutil
 import time
@@ -42,6 +44,7 @@ from pix2pix.training.data import (
     from_model_range,
     seed_worker,
     to_model_range,
+    worker_process_context,
 )
 from pix2pix.training.step import make_adam, pix2pix_step
 
@@ -302,8 +305,10 @@ def train(
     workers = 0 if train_ds.in_memory else cfg.num_workers
     loader = DataLoader(
         train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
-        collate_fn=collate_pairs, worker_init_fn=seed_worker, persistent_workers=workers > 0,
-        multiprocessing_context="forkserver" if workers > 0 else None,
+        collate_fn=collate_pairs, persistent_workers=workers > 0,
+        # No worker outlives this process, even after kill -9 (see worker_process_context).
+        worker_init_fn=functools.partial(seed_worker, trainer_pid=os.getpid()),
+        multiprocessing_context=worker_process_context() if workers > 0 else None,
         # Its own generator: the loader must not draw from the global RNG (dropout's).
         generator=torch.Generator().manual_seed(cfg.seed), pin_memory=device.type == "cuda",
     )

@@ -10,7 +10,9 @@ A source is a folder (an archive is extracted to a folder first) of one of three
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,6 @@ from pix2pix.errors import SourceError
 IMAGE_SUFFIXES = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif",
 )
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 # Bookkeeping files (our downloader's checksums and partial files, licence notes, OS litter)
 # are not inputs and not worth a rejection report; anything else that is not an image is.
 _BOOKKEEPING_SUFFIXES = (".sha256", ".part")
@@ -65,10 +66,107 @@ def _is_image_name(rel: str) -> bool:
     return rel.lower().endswith(IMAGE_SUFFIXES)
 
 
+# Output ids keep letters and digits of any script (猫, фото), '.', '-' and '_'; every other run of
+# characters becomes one '_'. Names are NFC-normalised first, so an id reads the same whichever
+# form a file system stored.
+_ID_MAX_BYTES = 120  # + extension suffix, hash and ".jpg" stays far below the 255-byte name limit
+_WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
+
+
+def _slug_part(part: str) -> str:
+    out, gap = [], False
+    for ch in part:
+        if ch in "._-" or unicodedata.category(ch)[0] in "LNM":
+            out.append(ch)
+            gap = False
+        elif not gap:
+            out.append("_")
+            gap = True
+    slug = "".join(out).lstrip(".").rstrip(". ")  # a leading dot hides a file; Windows drops trailing ones
+    if slug.split(".", 1)[0].casefold() in _WINDOWS_RESERVED:
+        slug += "_"
+    return slug
+
+
 def make_id(rel_without_ext: str) -> str:
-    """A file-system-safe id: sub-folders joined with '__', other characters replaced by '_'."""
-    parts = [_UNSAFE.sub("_", p) for p in rel_without_ext.split("/")]
-    return "__".join(p for p in parts if p) or "_"
+    """A readable, file-system-safe id: sub-folders joined with '__', unsafe characters made '_'.
+
+    Lossy on purpose (`a b` and `a_b` both give `a_b`); `assign_ids` makes ids unique.
+    """
+    name = unicodedata.normalize("NFC", rel_without_ext)
+    slug = "__".join(p for p in (_slug_part(part) for part in name.split("/")) if p) or "_"
+    raw = slug.encode("utf-8")
+    if len(raw) > _ID_MAX_BYTES:
+        slug = raw[:_ID_MAX_BYTES].decode("utf-8", "ignore").rstrip(". ")
+    return slug
+
+
+def _is_verbatim(stem: str, slug: str) -> bool:
+    """True when the id spells the name exactly (sub-folders aside): nothing was replaced."""
+    return slug == "__".join(p for p in stem.split("/") if p)
+
+
+def _path_hash(rel: str, n: int) -> str:
+    # Hash the exact name (surrogate-escaped bytes included): NFC and NFD twins differ here.
+    return hashlib.sha256(rel.encode("utf-8", "surrogateescape")).hexdigest()[:n]
+
+
+def assign_ids(keys: list[tuple[str, str, str | None]]) -> list[str]:
+    """Ids for (stem, full relative path, split) keys, unique within each split ignoring case.
+
+    Ids are compared casefolded, so two files never land on one name on a case-insensitive disk
+    either. An id is the readable `make_id` of the stem unless that clashes with another file's:
+    then a file whose id spells its name exactly keeps it (`a_b.jpg` stays `a_b` beside
+    `a b.jpg`), the others get their extension (`x_jpg`, `x_png`) when that tells them apart, or
+    else `-` and 8 hex digits of their path's sha256 (`a_b-3f0c9e12`). The result depends only on
+    the set of inputs, never on their order.
+    """
+    ids = [make_id(stem) for stem, _, _ in keys]
+    groups: dict[tuple[str | None, str], list[int]] = defaultdict(list)
+    for i, (_, _, split) in enumerate(keys):
+        groups[(split, ids[i].casefold())].append(i)
+    taken = {k for k, members in groups.items() if len(members) == 1}
+    pending: list[int] = []
+    for (split, _), members in groups.items():
+        if len(members) == 1:
+            continue
+        verbatim = [i for i in members if _is_verbatim(keys[i][0], ids[i])]
+        keep = verbatim[0] if len(verbatim) == 1 else None
+        if keep is not None:
+            taken.add((split, ids[keep].casefold()))
+        exts = defaultdict(int)
+        for i in members:
+            exts[_ext(keys[i][1])] += 1
+        for i in members:
+            if i == keep:
+                continue
+            if exts[_ext(keys[i][1])] == 1:
+                ids[i] = f"{ids[i]}_{_ext(keys[i][1])}"
+            else:
+                ids[i] = f"{ids[i]}-{_path_hash(keys[i][1], 8)}"
+            pending.append(i)
+    # What the suffixes made can still meet a plain id or each other (`x_jpg.png` beside `x.jpg`
+    # and `x.png`): settle those in path order with a longer hash, then a counter.
+    for i in sorted(pending, key=lambda i: keys[i][1]):
+        split, base, rel = keys[i][2], ids[i], keys[i][1]
+        candidates = [base] + [f"{make_id(keys[i][0])}-{_path_hash(rel, n)}" for n in (8, 16, 64)]
+        for cand in candidates:
+            if (split, cand.casefold()) not in taken:
+                break
+        else:
+            k = 2
+            while (split, f"{candidates[-1]}-{k}".casefold()) in taken:
+                k += 1
+            cand = f"{candidates[-1]}-{k}"
+        ids[i] = cand
+        taken.add((split, cand.casefold()))
+    return ids
+
+
+def _ext(rel: str) -> str:
+    name = rel.rsplit("/", 1)[-1]
+    ext = name.rsplit(".", 1)[-1] if "." in name else "noext"
+    return make_id(ext.lower())[:10]
 
 
 def _strip_ext(rel: str) -> str:
@@ -82,25 +180,6 @@ def _split_prefix(rel: str) -> tuple[str | None, str]:
     return None, rel
 
 
-def _unique_ids(keys: list[tuple[str, str, str | None]]) -> list[str]:
-    """Ids for (stem, full relative path, split) keys, unique within each split.
-
-    A clash (x.jpg beside x.png) keeps the plain id for neither: both get their extension
-    appended, so an id never depends on which other files exist.
-    """
-    counts: dict[tuple[str | None, str], int] = defaultdict(int)
-    for stem, _rel, split in keys:
-        counts[(split, make_id(stem))] += 1
-    ids = []
-    for stem, rel, split in keys:
-        base = make_id(stem)
-        if counts[(split, base)] > 1:
-            ext = rel.rsplit(".", 1)[-1] if "." in rel else "noext"
-            base = f"{base}_{_UNSAFE.sub('_', ext.lower())}"
-        ids.append(base)
-    return ids
-
-
 def _scan_folder(root: Path) -> Scan:
     scan = Scan("folder", root)
     files = list_files(root)
@@ -108,7 +187,7 @@ def _scan_folder(root: Path) -> Scan:
     for f in files:
         if not _is_image_name(f):
             scan.rejected.append(_rejection(f, "not an image", f"not an image file name ({f})"))
-    ids = _unique_ids([(_strip_ext(f), f, None) for f in images])
+    ids = assign_ids([(_strip_ext(f), f, None) for f in images])
     scan.items = [Item(i, {"B": f}) for i, f in zip(ids, images)]
     return scan
 
@@ -126,7 +205,7 @@ def _scan_ab(root: Path, keep_splits: bool) -> Scan:
             keys.append((_strip_ext(rest), f, split))
         else:
             keys.append((_strip_ext(f), f, None))
-    ids = _unique_ids(keys)
+    ids = assign_ids(keys)
     scan.items = [Item(i, {"AB": rel}, split) for i, (_, rel, split) in zip(ids, keys)]
     return scan
 
@@ -172,7 +251,7 @@ def _scan_paired(root: Path, keep_splits: bool) -> Scan:
         split, rest = _split_prefix(stem)
         keys.append((rest if keep_splits else stem, stem, split if keep_splits else None))
         pairs.append((a[0], b[0]))
-    ids = _unique_ids(keys)
+    ids = assign_ids(keys)
     scan.items = [Item(i, {"A": a, "B": b}, k[2]) for i, k, (a, b) in zip(ids, keys, pairs)]
     return scan
 

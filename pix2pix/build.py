@@ -51,6 +51,7 @@ class BuildPlan:
     workdir: str | None
     items: list[tuple[Item, str]]
     rejected: list[dict] = field(default_factory=list)
+    source_reason: str = ""
 
 
 @dataclass
@@ -67,6 +68,7 @@ class BuildSummary:
     source_kind: str
     near_duplicates_moved: int = 0
     warnings: int = 0
+    source_reason: str = ""
 
     @property
     def total(self) -> int:
@@ -76,6 +78,8 @@ class BuildSummary:
         """A few lines for a person: where the dataset is and what it contains."""
         counts = ", ".join(f"{k} {v}" for k, v in self.counts.items())
         lines = [f"dataset: {self.out}", f"pairs: {self.total} ({counts}) from a {self.source_kind} source"]
+        if self.source_reason:
+            lines.append(f"source: {self.source_reason}")
         n_rej = sum(self.rejected.values())
         if n_rej:
             reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items()))
@@ -144,7 +148,7 @@ def _plan(config: BuildConfig, out: Path, src: Path) -> BuildPlan:
         raise SourceError(f"{src}: --source-type archive needs an archive file, got a folder")
     else:
         root = src
-    scan = scan_source(root, kind, keep_splits=not config.resplit)
+    scan = scan_source(root, kind, keep_splits=not config.resplit, max_pixels=config.max_pixels)
     items = []
     for item in scan.items:
         given = item.given_split if not config.resplit else None
@@ -154,7 +158,7 @@ def _plan(config: BuildConfig, out: Path, src: Path) -> BuildPlan:
     for s in SPLITS:
         (staging / s).mkdir(parents=True)
     return BuildPlan(config, scan.kind, str(root), str(staging), workdir and str(workdir), items,
-                     archive_rejected + scan.rejected)
+                     archive_rejected + scan.rejected, scan.reason)
 
 
 # --- per item work (runs in worker processes) -------------------------------------------------
@@ -601,12 +605,11 @@ def finalize_build(
             kept.append(r)
     rejected.sort(key=lambda r: (r.get("source", ""), r.get("kind", "")))
     by_kind = dict(sorted(Counter(r["kind"] for r in rejected).items()))
+    report = rejected_report_path(out)
     if not kept:
         _cleanup(plan)
-        reasons = "; ".join(f"{k}: {v}" for k, v in by_kind.items()) or "no inputs"
-        raise NothingUsableError(
-            f"no usable pair in {cfg.source} ({len(rejected)} inputs rejected: {reasons}); nothing was written"
-        )
+        raise NothingUsableError(_nothing_usable(cfg.source, rejected, by_kind, report))
+    report.unlink(missing_ok=True)  # a failed earlier build's list would only mislead now
     near, near_stats = _group_splits(kept, _near_duplicate_groups(kept, cfg.near_duplicate_bits), staging, cfg.seed)
     for r in kept:
         del r["_dhash"], r["_thumb"], r["_fixed"]
@@ -622,6 +625,7 @@ def finalize_build(
         "tool_version": __version__,
         "config": cfg.to_dict(for_output=True),
         "source_kind": plan.kind,
+        "source_detection": plan.source_reason,
         "size": cfg.size,
         "image_format": cfg.image_format,
         "counts": counts,
@@ -648,7 +652,33 @@ def finalize_build(
         warnings=sum(bool(r.get("warnings")) for r in kept),
         seconds=time.perf_counter() - started if started else 0.0,
         source_kind=plan.kind,
+        source_reason=plan.source_reason,
     )
+
+
+NOTHING_USABLE_SHOWN = 20  # rejections listed in the error; the file beside OUT has all
+
+
+def rejected_report_path(out: Path) -> Path:
+    """Where a build that made no pair lists every rejection: `OUT.rejected.jsonl` beside OUT."""
+    return out.parent / f"{out.name}.rejected.jsonl"
+
+
+def _nothing_usable(source: str, rejected: list[dict], by_kind: dict[str, int], report: Path) -> str:
+    reasons = "; ".join(f"{k}: {v}" for k, v in by_kind.items()) or "no inputs"
+    lines = [f"no usable pair in {source} ({len(rejected)} inputs rejected: {reasons}); no dataset was written"]
+    if rejected:
+        try:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            _write_jsonl(report, rejected)
+            lines[0] += f"; every rejection is listed in {report}"
+        except OSError as exc:
+            lines[0] += f" (could not write {report}: {exc.strerror})"
+        for r in rejected[:NOTHING_USABLE_SHOWN]:
+            lines.append(f"  {r.get('source', r.get('id', '?'))}: {r.get('reason', r.get('kind'))}")
+        if len(rejected) > NOTHING_USABLE_SHOWN:
+            lines.append(f"  ... and {len(rejected) - NOTHING_USABLE_SHOWN} more")
+    return "\n".join(lines)
 
 
 def _cleanup(plan: BuildPlan) -> None:

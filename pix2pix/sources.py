@@ -11,16 +11,20 @@ A source is a folder (an archive is extracted to a folder first) of one of three
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
+import stat
 import unicodedata
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image
+import numpy as np
 
 from pix2pix.config import SPLITS
-from pix2pix.errors import SourceError
+from pix2pix.errors import ImageRejected, SourceError
+from pix2pix.imageio import DEFAULT_MAX_PIXELS, load_rgb, open_image
 
 IMAGE_SUFFIXES = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif",
@@ -28,6 +32,9 @@ IMAGE_SUFFIXES = (
 # Bookkeeping files (our downloader's checksums and partial files, licence notes, OS litter)
 # are not inputs and not worth a rejection report; anything else that is not an image is.
 _BOOKKEEPING_SUFFIXES = (".sha256", ".part")
+# What `pix2pix build` writes beside its dataset.json: never inputs of another build.
+DATASET_FORMAT = "pix2pix-ab"
+OWN_DATASET_FILES = {"dataset.json", "manifest.jsonl", "rejected.jsonl", "near_duplicates.jsonl", "preview.jpg"}
 _BOOKKEEPING_NAMES = re.compile(r"^(licen[cs]es?|readme|copying)(\.\w+)?$|^(\.ds_store|thumbs\.db|desktop\.ini)$", re.I)
 
 
@@ -48,18 +55,113 @@ class Scan:
     root: Path
     items: list[Item] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
+    reason: str = ""
+
+
+def _display(rel: str) -> str:
+    """A name that JSON can hold: bytes that are not UTF-8 are shown as \\xNN escapes."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _is_bookkeeping(name: str) -> bool:
+    return name.endswith(_BOOKKEEPING_SUFFIXES) or bool(_BOOKKEEPING_NAMES.match(name))
+
+
+def own_dataset_meta(folder: Path) -> dict | None:
+    """The `dataset.json` this tool wrote into `folder`, or None (absent, unreadable, foreign)."""
+    try:
+        meta = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return meta if isinstance(meta, dict) and meta.get("format") == DATASET_FORMAT else None
+
+
+@dataclass
+class Listing:
+    """Every entry under a source: the regular files that are inputs, and the rest with reasons."""
+
+    files: list[str] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)
+
+
+def walk_source(root: Path) -> Listing:
+    """List `root` without following any link and without opening anything but folders.
+
+    Inputs are regular files at any depth (sorted posix paths). Left aside silently: hidden
+    files and folders (a leading '.', `__MACOSX`), licence/readme notes, our downloader's
+    `.sha256`/`.part` files, and the bookkeeping of a dataset this tool wrote (`dataset.json`,
+    manifests, reports, `preview.jpg` beside our `dataset.json`). Every other entry that cannot be
+    an input (symbolic links, FIFOs, sockets, devices, unreadable folders, names that are not
+    UTF-8) gets a rejection record, so it is accounted for; a FIFO is never opened.
+    """
+    listing = Listing()
+
+    def visit(folder: Path, prefix: str) -> None:
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError as exc:
+            listing.rejected.append(_rejection(prefix.rstrip("/") or ".", "unreadable",
+                                               f"cannot read folder ({exc.strerror})"))
+            return
+        ours = own_dataset_meta(folder) is not None
+        for e in entries:
+            rel = prefix + e.name
+            if e.name.startswith(".") or e.name == "__MACOSX":
+                continue
+            try:
+                e.name.encode("utf-8")
+            except UnicodeEncodeError:
+                listing.rejected.append(_rejection(_display(rel), "bad file name",
+                                                   "file name is not valid UTF-8 (rename it)"))
+                continue
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError as exc:
+                listing.rejected.append(_rejection(rel, "unreadable", f"cannot read ({exc.strerror})"))
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                listing.rejected.append(_link_rejection(root, Path(e.path), rel))
+            elif stat.S_ISDIR(st.st_mode):
+                visit(Path(e.path), rel + "/")
+            elif stat.S_ISREG(st.st_mode):
+                if _is_bookkeeping(e.name) or (ours and e.name in OWN_DATASET_FILES):
+                    continue
+                listing.files.append(rel)
+            else:
+                what = ("a FIFO (named pipe)" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                        else "a device file")
+                listing.rejected.append(_rejection(rel, "not a regular file",
+                                                   f"{what}, not a regular file; never opened"))
+
+    visit(root, "")
+    listing.files.sort()
+    return listing
+
+
+def _link_rejection(root: Path, link: Path, rel: str) -> dict:
+    """Links are never followed (a link can point anywhere); say where this one leads."""
+    try:
+        target = os.readlink(link)
+    except OSError:
+        target = "?"
+    try:
+        resolved = link.resolve(strict=True)
+    except FileNotFoundError:
+        return _rejection(rel, "symbolic link", f"dangling symbolic link to {target!r}; not followed")
+    except (RuntimeError, OSError):  # RuntimeError: a loop on Python < 3.13
+        return _rejection(rel, "symbolic link", f"symbolic link loop ({target!r}); not followed")
+    try:
+        inside = resolved.relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return _rejection(rel, "symbolic link",
+                          f"symbolic link to {target!r} outside the source; not followed (copy the file in)")
+    return _rejection(rel, "symbolic link",
+                      f"symbolic link to {inside!r} inside the source; not followed (the target is read where it is)")
 
 
 def list_files(root: Path) -> list[str]:
-    """All regular files under `root` (any depth, hidden ones excluded) as sorted posix paths."""
-    out = []
-    for p in root.rglob("*"):
-        rel = p.relative_to(root)
-        if any(part.startswith(".") or part == "__MACOSX" for part in rel.parts):
-            continue
-        if p.is_file() and not (p.name.endswith(_BOOKKEEPING_SUFFIXES) or _BOOKKEEPING_NAMES.match(p.name)):
-            out.append(rel.as_posix())
-    return sorted(out)
+    """The input files under `root` as sorted posix paths (see `walk_source`)."""
+    return walk_source(root).files
 
 
 def _is_image_name(rel: str) -> bool:
@@ -180,26 +282,39 @@ def _split_prefix(rel: str) -> tuple[str | None, str]:
     return None, rel
 
 
-def _scan_folder(root: Path) -> Scan:
-    scan = Scan("folder", root)
-    files = list_files(root)
-    images = [f for f in files if _is_image_name(f)]
-    for f in files:
-        if not _is_image_name(f):
+def _split_of(part: str, role: str | None = None) -> str | None:
+    """'train', 'trainA' (for role A), 'testB' (for role B) ... -> the split; else None."""
+    m = _SPLIT_DIR.match(part)
+    if not m or (m.group(2) and (role is None or m.group(2).upper() != role)):
+        return None
+    return m.group(1).lower()
+
+
+_SPLIT_DIR = re.compile(r"^(train|val|test)([AaBb])?$")
+
+
+def _images_and_rest(listing: Listing, scan: Scan) -> list[str]:
+    images = []
+    for f in listing.files:
+        if _is_image_name(f):
+            images.append(f)
+        else:
             scan.rejected.append(_rejection(f, "not an image", f"not an image file name ({f})"))
+    return images
+
+
+def _scan_folder(root: Path, listing: Listing) -> Scan:
+    scan = Scan("folder", root)
+    images = _images_and_rest(listing, scan)
     ids = assign_ids([(_strip_ext(f), f, None) for f in images])
     scan.items = [Item(i, {"B": f}) for i, f in zip(ids, images)]
     return scan
 
 
-def _scan_ab(root: Path, keep_splits: bool) -> Scan:
+def _scan_ab(root: Path, listing: Listing, keep_splits: bool) -> Scan:
     scan = Scan("ab", root)
-    files = list_files(root)
     keys = []
-    for f in files:
-        if not _is_image_name(f):
-            scan.rejected.append(_rejection(f, "not an image", f"not an image file name ({f})"))
-            continue
+    for f in _images_and_rest(listing, scan):
         split, rest = _split_prefix(f)
         if keep_splits:
             keys.append((_strip_ext(rest), f, split))
@@ -210,31 +325,74 @@ def _scan_ab(root: Path, keep_splits: bool) -> Scan:
     return scan
 
 
-def _find_pair_dirs(root: Path) -> tuple[Path, Path] | None:
-    for a, b in (("A", "B"), ("a", "b"), ("trainA", "trainB")):
-        if (root / a).is_dir() and (root / b).is_dir():
-            return root / a, root / b
+def _pair_role(rel: str) -> tuple[str, str | None, str, str] | None:
+    """(role, split, folder, stem) of a file in a paired layout, or None when outside it.
+
+    Layouts: `A/…` + `B/…` (also `a/`, `b/`), optionally split as `A/train/…` or CycleGAN-style
+    `A/trainA/…` + `B/trainB/…`; and CycleGAN's own `trainA/ trainB/ testA/ testB/ valA/ valB/`.
+    """
+    parts = rel.split("/")
+    if len(parts) < 2:
+        return None
+    head = parts[0]
+    if head in ("A", "B", "a", "b"):
+        role = head.upper()
+        split = _split_of(parts[1], role) if len(parts) > 2 else None
+        if split:
+            return role, split, f"{head}/{parts[1]}", "/".join(parts[2:])
+        return role, None, head, "/".join(parts[1:])
+    m = _SPLIT_DIR.match(head)
+    if m and m.group(2):
+        return m.group(2).upper(), m.group(1).lower(), head, "/".join(parts[1:])
     return None
 
 
-def _scan_paired(root: Path, keep_splits: bool) -> Scan:
-    dirs = _find_pair_dirs(root)
-    if dirs is None:
-        raise SourceError(f"{root}: a paired source needs sub-folders A/ and B/")
+def _pair_sides(files: list[str]) -> dict[str, int]:
+    sides = {"A": 0, "B": 0}
+    for f in files:
+        r = _pair_role(f)
+        if r:
+            sides[r[0]] += 1
+    return sides
+
+
+def _check_both_sides(root: Path, files: list[str]) -> dict[str, int]:
+    sides = _pair_sides(files)
+    if bool(sides["A"]) != bool(sides["B"]):
+        have, lack = ("A", "B") if sides["A"] else ("B", "A")
+        what = "inputs without targets" if have == "A" else "targets without inputs"
+        raise SourceError(
+            f"{root}: found {have}/ ({sides[have]} files) but no {lack}/ folder: {what} cannot train pix2pix. "
+            f"Put the matching images in {lack}/ under the same names, or pass --source-type folder to use "
+            f"these images as photos (A made by --op)"
+        )
+    return sides
+
+
+def _scan_paired(root: Path, listing: Listing, keep_splits: bool) -> Scan:
+    sides_count = _check_both_sides(root, listing.files)
+    if not sides_count["A"]:
+        raise SourceError(f"{root}: a paired source needs sub-folders A/ and B/ (or trainA/ trainB/ ...)")
     scan = Scan("paired", root)
-    sides: dict[str, dict[str, list[str]]] = {}
-    for role, d in zip("AB", dirs):
-        by_stem: dict[str, list[str]] = defaultdict(list)
-        for f in list_files(d):
-            rel = f"{d.name}/{f}"
-            if not _is_image_name(f):
-                scan.rejected.append(_rejection(rel, "not an image", f"not an image file name ({rel})"))
-                continue
-            by_stem[_strip_ext(f)].append(rel)
-        sides[role] = by_stem
+    sides: dict[str, dict[tuple[str | None, str], list[str]]] = {"A": defaultdict(list), "B": defaultdict(list)}
+    folders: dict[tuple[str, str | None], str] = {}
+    for f in listing.files:
+        r = _pair_role(f)
+        if r is None:
+            scan.rejected.append(_rejection(
+                f, "outside the layout",
+                f"{f} is outside the A/ + B/ folders of this paired source (only files in them are read)"))
+            continue
+        role, split, folder, stem = r
+        if not _is_image_name(f):
+            scan.rejected.append(_rejection(f, "not an image", f"not an image file name ({f})"))
+            continue
+        sides[role][(split, _strip_ext(stem))].append(f)
+        folders.setdefault((role, split), folder)
     keys, pairs = [], []
-    for stem in sorted(set(sides["A"]) | set(sides["B"])):
-        a, b = sides["A"].get(stem, []), sides["B"].get(stem, [])
+    for key in sorted(set(sides["A"]) | set(sides["B"]), key=lambda k: (k[0] or "", k[1])):
+        split, stem = key
+        a, b = sides["A"].get(key, []), sides["B"].get(key, [])
         if len(a) > 1 or len(b) > 1:
             for rel in a + b:
                 scan.rejected.append(_rejection(
@@ -243,13 +401,19 @@ def _scan_paired(root: Path, keep_splits: bool) -> Scan:
                 ))
             continue
         if not b:
-            scan.rejected.append(_rejection(a[0], "A has no B", f"A has no B: {a[0]} has no {dirs[1].name}/{stem}.*"))
+            where = folders.get(("B", split), "B" if split is None else f"B/{split} or {split}B")
+            scan.rejected.append(_rejection(a[0], "A has no B", f"A has no B: {a[0]} has no {where}/{stem}.*"))
             continue
         if not a:
-            scan.rejected.append(_rejection(b[0], "B has no A", f"B has no A: {b[0]} has no {dirs[0].name}/{stem}.*"))
+            where = folders.get(("A", split), "A" if split is None else f"A/{split} or {split}A")
+            scan.rejected.append(_rejection(b[0], "B has no A", f"B has no A: {b[0]} has no {where}/{stem}.*"))
             continue
-        split, rest = _split_prefix(stem)
-        keys.append((rest if keep_splits else stem, stem, split if keep_splits else None))
+        if split is None:
+            split, stem = _split_prefix(stem)
+        if keep_splits:
+            keys.append((stem, b[0], split))
+        else:
+            keys.append((f"{split}/{stem}" if split else stem, b[0], None))
         pairs.append((a[0], b[0]))
     ids = assign_ids(keys)
     scan.items = [Item(i, {"A": a, "B": b}, k[2]) for i, k, (a, b) in zip(ids, keys, pairs)]
@@ -260,45 +424,174 @@ def _rejection(rel: str, kind: str, reason: str) -> dict:
     return {"source": rel, "kind": kind, "reason": reason}
 
 
-def _looks_like_ab(root: Path) -> bool:
-    """Sample a few images: A|B datasets are twice as wide as high (512×256 in the official ones)."""
-    images = [f for f in list_files(root) if _is_image_name(f)][:8]
+# --- detection ---------------------------------------------------------------------------------
+
+DETECT_SAMPLE = 200  # images whose headers are read (spread over the folder)
+DETECT_CHECKED = 8  # of those, images decoded to compare their halves
+_DETECT_MAX_BYTES = 256 << 20  # a bigger file is no photo to look at; the build reports it
+PAIR_SCORE = 0.2  # halves_score above this: the halves show one scene (calibrated in tests)
+
+
+def halves_score(img: np.ndarray) -> float:
+    """How much the two halves of an image look like one scene drawn twice (A|B), in [-1, 1].
+
+    The correlation of the halves' gradient magnitudes (edges in the same places, whatever the
+    colours: labels vs photo, edges vs photo) minus the same with one half mirrored, which keeps
+    what a wide photo's halves share by chance (a horizon, sky above ground). About 0 for photos,
+    0.3-0.9 for pairs. `img` is H×W×3 uint8 with W even.
+    """
+    import cv2
+
+    g = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    half = g.shape[1] // 2
+    maps = []
+    for part in (g[:, :half], g[:, half : 2 * half]):
+        small = cv2.resize(part, (64, 64), interpolation=cv2.INTER_AREA)
+        gx, gy = cv2.Sobel(small, cv2.CV_32F, 1, 0), cv2.Sobel(small, cv2.CV_32F, 0, 1)
+        maps.append(cv2.GaussianBlur(np.hypot(gx, gy), (5, 5), 1.0))
+    left, right = maps
+
+    def corr(x: np.ndarray, y: np.ndarray) -> float:
+        x, y = x - x.mean(), y - y.mean()
+        den = float(np.sqrt((x * x).sum() * (y * y).sum()))
+        return float((x * y).sum() / den) if den > 1e-6 else 0.0
+
+    m = 8  # compare the inner 48×48 at zero shift and at shifts of 8 px (1/8 of a side)
+    inner = left[m:-m, m:-m]
+    shifted = [corr(inner, right[m + dy : 64 - m + dy, m + dx : 64 - m + dx])
+               for dy, dx in ((0, m), (0, -m), (m, 0), (-m, 0))]
+    return corr(inner, right[m:-m, m:-m]) - float(np.mean(shifted))
+
+
+@dataclass(frozen=True)
+class Detection:
+    """The kind of a source and the evidence, in words (`build` prints it, dataset.json keeps it)."""
+
+    kind: str
+    reason: str
+
+
+def _sample(items: list[str], n: int) -> list[str]:
+    if len(items) <= n:
+        return items
+    step = len(items) / n
+    return [items[int(k * step)] for k in range(n)]
+
+
+def detect_source(root: Path, listing: Listing, max_pixels: int = DEFAULT_MAX_PIXELS) -> Detection:
+    """Decide what a source folder holds, from its layout and its decodable images.
+
+    Order: a dataset this tool wrote (its dataset.json) → `ab`; A/ + B/ or CycleGAN folders →
+    `paired` (one side alone is a `SourceError`); else the images decide between `ab` and
+    `folder`. Files are read through the build's guarded loader (pixel limit, broken files), so
+    no input can crash detection, and only decodable images count as evidence. When the evidence
+    is mixed a `SourceError` says what was seen and which `--source-type` to pass.
+    """
+    meta = own_dataset_meta(root)
+    if meta is not None:
+        size = meta.get("size", "?")
+        return Detection("ab", f"a dataset written by pix2pix-pipeline (dataset.json: {meta.get('total', '?')} "
+                               f"A|B pairs of {size}×{size})")
+    sides = _check_both_sides(root, listing.files)
+    if sides["A"]:
+        cyclegan = any(_pair_role(f) and _pair_role(f)[2][-1:] in "AB" and len(_pair_role(f)[2]) > 1
+                       for f in listing.files)
+        layout = "CycleGAN-style trainA/ trainB/ testA/ testB/ folders" if cyclegan else "A/ and B/ folders"
+        return Detection("paired", f"pairs: {layout} ({sides['A']} and {sides['B']} files, matched by name)")
+    return _detect_from_images(root, [f for f in listing.files if _is_image_name(f)], max_pixels)
+
+
+def _detect_from_images(root: Path, images: list[str], max_pixels: int) -> Detection:
     if not images:
-        return False
-    for f in images:
-        try:
-            with Image.open(root / f) as im:
-                w, h = im.size
-        except OSError:
+        return Detection("folder", "no image file names to look at")
+    sample = _sample(images, DETECT_SAMPLE)
+    sizes: dict[str, tuple[int, int]] = {}
+    for f in sample:
+        data = _read_small(root / f)
+        if data is None:
             continue
-        if w != 2 * h:
-            return False
-    return True
+        try:
+            with open_image(data, max_pixels=max_pixels) as im:
+                sizes[f] = im.size
+        except ImageRejected:
+            continue
+    n = len(sizes)
+    if n == 0:
+        return Detection("folder", f"none of the {len(sample)} image files looked at could be opened "
+                                   "(each is reported in rejected.jsonl)")
+    # Candidates: even width and wider than high (two halves side by side); a square or tall
+    # image is a photo whatever its halves look like.
+    even = [f for f, (w, h) in sizes.items() if w % 2 == 0 and w > h]
+    (common, n_common), = Counter(sizes.values()).most_common(1)
+    twice = sum(w == 2 * h for w, h in sizes.values())
+    split_dirs = sorted({f.split("/")[0] for f in images if f.split("/")[0] in SPLITS and "/" in f})
+    scores = []
+    for f in _sample(even, DETECT_CHECKED):
+        data = _read_small(root / f)
+        try:
+            img = load_rgb(data or b"", max_pixels=max_pixels, min_size=(256, 128))
+        except ImageRejected:
+            continue
+        if img.shape[1] % 2 == 0:
+            scores.append(halves_score(img))
+    paired = sum(s >= PAIR_SCORE for s in scores)
+    w, h = common
+    seen = (f"{n_common} of {n} decodable images are {w}×{h}"
+            + (f" (two halves of {w // 2}×{h})" if w % 2 == 0 else "")
+            + f"; {len(even)} are wider than high with an even width"
+            + f"; {paired} of {len(scores)} checked have halves that show one scene"
+            + (f"; folders {', '.join(d + '/' for d in split_dirs)}" if split_dirs else ""))
+    looks_paired = bool(scores) and paired >= 0.75 * len(scores)
+    looks_single = not scores or paired <= 0.25 * len(scores)
+    official_shape = twice == n and bool(split_dirs)
+    if looks_paired and len(even) == n:
+        if n_common == n:
+            return Detection("ab", f"A|B: {n} of {n} decodable images are two halves of {w // 2}×{h}, "
+                                   f"{paired} of {len(scores)} checked show one scene in both halves")
+        return Detection("ab", f"A|B: {n} of {n} decodable images are two halves side by side, {paired} of "
+                               f"{len(scores)} checked show one scene in both halves")
+    if looks_single and not official_shape:
+        return Detection("folder", f"single photos: {seen}")
+    raise SourceError(
+        f"{root}: cannot tell what this source holds: {seen}. Pass --source-type ab if every image is "
+        "an A|B pair side by side, or --source-type folder if they are single photos"
+    )
 
 
-def detect_kind(root: Path) -> str:
-    """Guess the kind of a source folder: paired (A/ and B/), ab (A|B images), else folder."""
-    if _find_pair_dirs(root) is not None:
-        return "paired"
-    if _looks_like_ab(root):
-        return "ab"
-    return "folder"
+def _read_small(path: Path) -> bytes | None:
+    try:
+        if path.stat().st_size > _DETECT_MAX_BYTES:
+            return None
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
-def scan_source(root: Path, kind: str, *, keep_splits: bool = True) -> Scan:
-    """List the items of a source folder of the given kind ('auto' detects it)."""
+def scan_source(root: Path, kind: str, *, keep_splits: bool = True,
+                max_pixels: int = DEFAULT_MAX_PIXELS) -> Scan:
+    """List the items of a source folder of the given kind ('auto' detects it).
+
+    Every file under `root` (hidden and bookkeeping files aside, see `walk_source`) ends up in
+    `Scan.items` or `Scan.rejected`. `Scan.reason` says why the kind was chosen.
+    """
     if not root.is_dir():
         raise SourceError(f"{root}: source folder does not exist")
+    listing = walk_source(root)
     if kind == "auto":
-        kind = detect_kind(root)
+        detection = detect_source(root, listing, max_pixels)
+    else:
+        detection = Detection(kind, f"--source-type {kind}")
+    kind = detection.kind
     if kind == "folder":
-        scan = _scan_folder(root)
+        scan = _scan_folder(root, listing)
     elif kind == "paired":
-        scan = _scan_paired(root, keep_splits)
+        scan = _scan_paired(root, listing, keep_splits)
     elif kind == "ab":
-        scan = _scan_ab(root, keep_splits)
+        scan = _scan_ab(root, listing, keep_splits)
     else:
         raise SourceError(f"{root}: unknown source type {kind!r}")
+    scan.reason = detection.reason
+    scan.rejected = listing.rejected + scan.rejected
     if not scan.items and not scan.rejected:
         raise SourceError(f"{root}: no files found; point SOURCE at a folder of images or an archive")
     return scan

@@ -109,7 +109,9 @@ def _official_layout(root: Path, n: dict[str, int]) -> None:
     k = 0
     for split, count in n.items():
         for i in range(1, count + 1):
-            a, b = noise(256, 256, k), np.full((256, 256, 3), (k * 7) % 256, np.uint8)
+            # a real pair: B is A darkened (same edges in both halves), B's mean ~ 8 + 7k
+            a = noise(256, 256, k)
+            b = (a // 16 + (k * 7) % 240).astype(np.uint8)
             save(root / split / f"{i}.jpg", np.concatenate([a, b], axis=1), quality=95)
             k += 1
 
@@ -127,12 +129,12 @@ def test_ab_dataset_keeps_splits_resizes_and_swaps(tmp_path: Path) -> None:
     rec = next(r for r in recs if r["path"] == "train/2.jpg")
     ab = read(out / rec["path"])
     assert ab.shape == (64, 128, 3)
-    assert abs(int(ab[:, 64:].mean()) - 7) <= 3  # B half (flat grey value 7) stays on the right
+    assert abs(int(ab[:, 64:].mean()) - 15) <= 4  # the dark B half (mean ~15) stays on the right
 
     swapped = tmp_path / "swapped"
     build_dataset(cfg(src, swapped, size=64, swap=True))
     ab2 = read(swapped / "train" / "2.jpg")
-    assert abs(int(ab2[:, :64].mean()) - 7) <= 3 and manifest(swapped)[0]["op_params"] == {"swapped": True}
+    assert abs(int(ab2[:, :64].mean()) - 15) <= 4 and manifest(swapped)[0]["op_params"] == {"swapped": True}
 
     resplit = tmp_path / "resplit"
     build_dataset(cfg(src, resplit, size=64, resplit=True, split="1,0,0"))
@@ -345,9 +347,13 @@ def test_nothing_usable_raises_and_leaves_nothing(tmp_path: Path) -> None:
     (src / "a.jpg").write_bytes(b"")
     (src / "b.jpg").write_text("hello, not an image")
     out = tmp_path / "out"
-    with pytest.raises(NothingUsableError, match="empty file: 1; not an image: 1"):
+    with pytest.raises(NothingUsableError, match="empty file: 1; not an image: 1") as exc:
         build_dataset(cfg(src, out))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+    # no dataset, only the list of why, beside OUT; the message names each file too
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.rejected.jsonl", "src"]
+    rows = [json.loads(x) for x in (tmp_path / "out.rejected.jsonl").read_text().splitlines()]
+    assert [(r["source"], r["kind"]) for r in rows] == [("a.jpg", "empty file"), ("b.jpg", "not an image")]
+    assert "\n  a.jpg: empty file" in str(exc.value) and "out.rejected.jsonl" in str(exc.value)
 
 
 def test_killed_build_leaves_no_half_dataset(tmp_path: Path) -> None:

@@ -63,7 +63,8 @@ def official_archive(name: str, splits: dict[str, int]) -> bytes:
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for s, count in splits.items():
             for k in range(1, count + 1):
-                data = _jpeg_bytes(_image(hash((s, k)) % 10_000, 512, 256))
+                half = _image(hash((s, k)) % 10_000, 256, 256)  # a real pair: B is A inverted
+                data = _jpeg_bytes(np.concatenate([half, 255 - half], axis=1))
                 info = tarfile.TarInfo(f"{name}/{s}/{k}.jpg")
                 info.size = len(data)
                 tar.addfile(info, io.BytesIO(data))

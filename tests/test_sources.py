@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import struct
+import subprocess
+import sys
 import unicodedata
+import zlib
 from pathlib import Path
 
 import numpy as np
+import pytest
 from imgutil import manifest, noise, rejected, save
+from PIL import Image
 
 from pix2pix.build import build_dataset
 from pix2pix.config import BuildConfig
+from pix2pix.errors import SourceError
 from pix2pix.inspect import inspect_dataset
 
 
@@ -144,3 +153,204 @@ def test_random_unicode_names_every_input_lands_once(tmp_path: Path) -> None:
     for r in recs:
         assert not r["id"].startswith(".") and "/" not in r["id"] and len(r["id"].encode()) < 200
     assert np.all([len(r["id"]) > 0 for r in recs])
+
+
+# --- accounting -------------------------------------------------------------------------------
+
+
+def _inputs_accounted(out: Path) -> set[str]:
+    used = {p for r in manifest(out) for p in r["source"].values()}
+    return used | {r["source"] for r in rejected(out)}
+
+
+def test_stray_files_beside_a_and_b_are_rejected_not_dropped(tmp_path: Path) -> None:
+    src = tmp_path / "pairs"
+    for i in range(2):
+        save(src / "A" / f"x{i}.png", noise(40, 40, i))
+        save(src / "B" / f"x{i}.png", noise(40, 40, 10 + i))
+    save(src / "stray.jpg", noise(40, 40, 5), quality=95)
+    (src / "notes.txt").write_text("my notes")
+    (src / "README.md").write_text("readme: aside, documented")
+    (src / ".hidden.jpg").write_bytes(b"x")
+    out = tmp_path / "out"
+    build_dataset(cfg(src, out))
+    rej = {r["source"]: r for r in rejected(out)}
+    assert set(rej) == {"stray.jpg", "notes.txt"}
+    assert {r["kind"] for r in rej.values()} == {"outside the layout"}
+    assert "A/ + B/" in rej["stray.jpg"]["reason"]
+    assert _inputs_accounted(out) == {"A/x0.png", "A/x1.png", "B/x0.png", "B/x1.png", "stray.jpg", "notes.txt"}
+
+
+def test_links_fifos_loops_and_dangling_links_are_rejected_never_followed(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    save(src / "good.jpg", noise(40, 40, 1), quality=95)
+    secret = save(tmp_path / "outside" / "secret.jpg", noise(40, 40, 2), quality=95)
+    (src / "out_link.jpg").symlink_to(secret)
+    (src / "in_link.jpg").symlink_to(src / "good.jpg")
+    (src / "loop.jpg").symlink_to(src / "loop.jpg")
+    (src / "dangling.jpg").symlink_to(tmp_path / "missing.jpg")
+    (src / "dir_link").symlink_to(tmp_path / "outside", target_is_directory=True)
+    os.mkfifo(src / "pipe.jpg")
+    out = tmp_path / "out"
+    # a FIFO opened for reading would block forever: run the real command with a deadline
+    proc = subprocess.run([sys.executable, "-m", "pix2pix.cli", "build", str(src), str(out), "--size", "32",
+                           "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert [r["source"] for r in manifest(out)] == [{"B": "good.jpg"}]
+    rej = {r["source"]: r for r in rejected(out)}
+    assert set(rej) == {"out_link.jpg", "in_link.jpg", "loop.jpg", "dangling.jpg", "dir_link", "pipe.jpg"}
+    assert "outside the source" in rej["out_link.jpg"]["reason"] and "dir_link" in rej
+    assert "inside the source" in rej["in_link.jpg"]["reason"]
+    assert "loop" in rej["loop.jpg"]["reason"] and "dangling" in rej["dangling.jpg"]["reason"]
+    assert rej["pipe.jpg"]["kind"] == "not a regular file" and "FIFO" in rej["pipe.jpg"]["reason"]
+    assert not any("secret" in str(r["source"]) for r in manifest(out))
+
+
+def test_nothing_usable_exits_1_lists_20_and_writes_all_beside_out(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    for i in range(25):
+        (src / f"bad{i:02d}.jpg").write_bytes(b"" if i % 2 else b"<html>not found</html>")
+    out = tmp_path / "data" / "out"
+    proc = subprocess.run([sys.executable, "-m", "pix2pix.cli", "build", str(src), str(out), "--no-progress"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines[0].startswith("error: no usable pair") and str(out) + ".rejected.jsonl" in lines[0]
+    assert lines[1] == "  bad00.jpg: not an image (a text file)" and lines[2] == "  bad01.jpg: empty file (0 bytes)"
+    assert len(lines) == 1 + 20 + 1 and lines[-1] == "  ... and 5 more"
+    rows = [json.loads(x) for x in (tmp_path / "data" / "out.rejected.jsonl").read_text().splitlines()]
+    assert sorted(r["source"] for r in rows) == [f"bad{i:02d}.jpg" for i in range(25)]
+    assert not out.exists()
+    # a later successful build removes the stale list
+    save(src / "good.jpg", noise(40, 40, 1), quality=95)
+    build_dataset(cfg(src, out))
+    assert not (tmp_path / "data" / "out.rejected.jsonl").exists()
+
+
+def test_own_dataset_as_source_keeps_splits_and_skips_its_bookkeeping(tmp_path: Path, photos) -> None:
+    src = tmp_path / "src"
+    for name, img in photos.items():
+        save(src / f"{name}.jpg", img, quality=95)
+    first = tmp_path / "first"
+    build_dataset(cfg(src, first, size=64, op="edges", split="0.5,0.25,0.25"))
+    second = tmp_path / "second"
+    summary = build_dataset(cfg(first, second, size=32))
+    assert summary.source_kind == "ab" and "dataset written by pix2pix-pipeline" in summary.source_reason
+    assert rejected(second) == []  # manifest.jsonl, dataset.json, preview.jpg ... are not inputs
+    assert sorted((r["split"], r["id"]) for r in manifest(second)) == sorted(
+        (r["split"], r["id"]) for r in manifest(first))
+    meta = json.loads((second / "dataset.json").read_text())
+    assert meta["source_kind"] == "ab" and "dataset.json" in meta["source_detection"]
+
+
+# --- detection --------------------------------------------------------------------------------
+
+
+def _pair(photo: np.ndarray, w: int, h: int) -> np.ndarray:
+    """A real A|B pair: edges of the photo | the photo, each w×h."""
+    from pix2pix import ops
+
+    b = np.asarray(Image.fromarray(photo).resize((w, h), Image.Resampling.LANCZOS))
+    return np.concatenate([ops.make_edges(b), b], axis=1)
+
+
+def test_users_combined_1280x480_pairs_in_train_test_are_read_as_ab(tmp_path: Path, photos) -> None:
+    src = tmp_path / "mine"
+    for i, (name, img) in enumerate(sorted(photos.items())):
+        save(src / ("test" if i == 0 else "train") / f"{name}.jpg", _pair(img, 640, 480), quality=95)
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "pix2pix.cli", "build", str(src), str(out), "--size", "64",
+                           "--no-progress"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "source: A|B: 4 of 4 decodable images are two halves of 640×480" in proc.stdout
+    recs = manifest(out)
+    assert {r["op"] for r in recs} == {"ab"}
+    assert {(r["split"], r["id"]) for r in recs} == {("test", "astronaut"), ("train", "chelsea"),
+                                                    ("train", "coffee"), ("train", "rocket")}
+    meta = json.loads((out / "dataset.json").read_text())
+    assert meta["source_kind"] == "ab" and "640×480" in meta["source_detection"]
+
+
+@pytest.mark.parametrize("layout", ["nested", "root"])
+def test_cyclegan_layouts_are_pairs_with_their_splits(tmp_path: Path, layout: str) -> None:
+    src = tmp_path / "cg"
+    for split, n in (("train", 3), ("test", 2)):
+        for i in range(n):
+            a_dir = src / "A" / f"{split}A" if layout == "nested" else src / f"{split}A"
+            b_dir = src / "B" / f"{split}B" if layout == "nested" else src / f"{split}B"
+            save(a_dir / f"{i}.png", noise(40, 40, i))
+            save(b_dir / f"{i}.png", noise(40, 40, 100 + 10 * i + len(split)))
+    out = tmp_path / "out"
+    summary = build_dataset(cfg(src, out))
+    assert summary.source_kind == "paired" and rejected(out) == []
+    recs = manifest(out)
+    assert sorted((r["split"], r["id"]) for r in recs) == [
+        ("test", "0"), ("test", "1"), ("train", "0"), ("train", "1"), ("train", "2")]
+    pre = "A/trainA" if layout == "nested" else "trainA"
+    assert next(r for r in recs if r["split"] == "train" and r["id"] == "2")["source"]["A"] == f"{pre}/2.png"
+
+
+def test_a_folder_alone_stops_with_a_clear_message(tmp_path: Path) -> None:
+    src = tmp_path / "inputs"
+    for i in range(3):
+        save(src / "A" / f"{i}.png", noise(40, 40, i))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "pix2pix.cli", "build", str(src), str(out), "--no-progress"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "found A/ (3 files) but no B/" in proc.stderr and "--source-type folder" in proc.stderr
+    assert not out.exists()
+
+
+def test_empty_and_non_image_files_first_do_not_make_photos_ab(tmp_path: Path, photos) -> None:
+    """Issue 8: after a URL-list download whose first files were broken, photos were cut in half."""
+    src = tmp_path / "images"
+    src.mkdir()
+    for i in range(8):
+        (src / f"00{i}.jpg").write_bytes(b"" if i % 2 else b"<html>503</html>")
+    for name, img in photos.items():
+        h, w = img.shape[:2]
+        save(src / f"1_{name}.jpg", img[: w // 2] if h >= w // 2 else img[:, : 2 * h], quality=95)  # 2:1 photos
+    out = tmp_path / "out"
+    summary = build_dataset(cfg(src, out))
+    assert summary.source_kind == "folder" and summary.total == 4
+    assert {r["op"] for r in manifest(out)} == {"inpaint"}
+    assert len(rejected(out)) == 8
+
+
+def test_wide_photos_in_split_folders_are_ambiguous_and_say_which_flag(tmp_path: Path, photos) -> None:
+    src = tmp_path / "wide"
+    for i, (name, img) in enumerate(sorted(photos.items())):
+        h, w = img.shape[:2]
+        side = min(h, w // 2)
+        save(src / ("test" if i == 0 else "train") / f"{name}.png", img[:side, : 2 * side])
+    with pytest.raises(SourceError, match=r"cannot tell.*0 of 4 checked.*--source-type ab.*--source-type folder"):
+        build_dataset(cfg(src, tmp_path / "out"))
+    summary = build_dataset(cfg(src, tmp_path / "forced", source_type="folder"))
+    assert summary.total == 4 and summary.source_reason == "--source-type folder"
+
+
+def _huge_png(path: Path, side: int) -> None:
+    """A valid 1-bit PNG of side×side pixels, written in chunks (a few hundred KB on disk)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    z = zlib.compressobj(9)
+    row = b"\0" + bytes((side + 7) // 8)
+    body = b"".join(z.compress(row * 1000) for _ in range(side // 1000)) + z.compress(row * (side % 1000))
+    body += z.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0))
+                     + chunk(b"IDAT", body) + chunk(b"IEND", b""))
+
+
+def test_huge_png_among_photos_does_not_crash_detection(tmp_path: Path, photos) -> None:
+    src = tmp_path / "src"
+    for name, img in photos.items():
+        save(src / f"{name}.jpg", img, quality=95)
+    _huge_png(src / "00_huge.png", 30000)  # first in order: the old detector opened it first
+    out = tmp_path / "out"
+    summary = build_dataset(cfg(src, out))
+    assert summary.source_kind == "folder" and summary.total == 4
+    (rej,) = rejected(out)
+    assert rej["source"] == "00_huge.png" and rej["kind"] == "over the pixel limit"

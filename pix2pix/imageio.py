@@ -99,6 +99,39 @@ def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
     return im
 
 
+# Entropy-coded bytes that never contain 0xFF (no marker), fixed so the check is deterministic.
+_FILLER = bytes(np.random.default_rng(0).integers(0, 255, 4096, dtype=np.uint8))
+
+
+def _jpeg_ends_early(data: bytes, im: Image.Image, min_size: tuple[int, int] | None) -> bool:
+    """True when a decoded JPEG ran out of data before its last block.
+
+    libjpeg meets an early end-of-image marker with a warning Pillow cannot see, and paints the
+    missing blocks flat: a file cut short and closed with FF D9 decodes as a partly grey image.
+    The test: decode again with filler bytes inserted before that marker. A complete file never
+    reads them (identical pixels); a cut one decodes them into its missing blocks. Run only for
+    progressive files and for images whose last row ends flat (cheap to see), so an ordinary
+    photo pays nothing.
+    """
+    body = data.rstrip(b"\0\r\n\t ")
+    if not body.endswith(b"\xff\xd9"):
+        return False  # a cut without a closing marker is refused by Pillow itself
+    first = np.asarray(im)
+    last_row = first[-1].reshape(first.shape[1], -1)
+    progressive = bool(im.info.get("progressive") or im.info.get("progression"))
+    if not progressive and not (last_row[-4:] == last_row[-1]).all():
+        return False
+    try:
+        again = Image.open(io.BytesIO(body[:-2] + _FILLER + b"\xff\xd9"))
+        if min_size is not None:
+            again.draft(im.mode, min_size)
+        again.load()
+    except (OSError, ValueError, SyntaxError):
+        return True
+    second = np.asarray(again)
+    return second.shape != first.shape or not np.array_equal(first, second)
+
+
 def _decode_error(exc: OSError, fmt: str | None) -> ImageRejected:
     msg = str(exc)
     if "truncated" in msg.lower():
@@ -131,6 +164,11 @@ def load_rgb(
         if min_size is not None and im.format == "JPEG":
             im.draft("RGB", min_size)
         im.load()
+        if im.format == "JPEG" and _jpeg_ends_early(data, im, min_size):
+            raise ImageRejected(
+                "truncated JPEG file: its data ends before the image does (re-download or re-export it)",
+                "truncated",
+            )
         if im.getexif().get(0x0112, 1) != 1:  # exif_transpose copies even when nothing to do
             im = ImageOps.exif_transpose(im)
         im = _to_rgb(im)

@@ -479,4 +479,5 @@ def test_build_with_only_bad_files_fails_and_leaves_nothing(tmp_path, photos):
     assert f"{len(bad)} inputs rejected" in message
     for kind in ("truncated: 2", "empty file: 1", "over the pixel limit: 2"):
         assert kind in message, message
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # no out/, no .out.partial
+    # no out/, no .out.partial: only the list of every rejection beside OUT
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.rejected.jsonl", "src"]

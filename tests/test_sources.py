@@ -354,3 +354,57 @@ def test_huge_png_among_photos_does_not_crash_detection(tmp_path: Path, photos) 
     assert summary.source_kind == "folder" and summary.total == 4
     (rej,) = rejected(out)
     assert rej["source"] == "00_huge.png" and rej["kind"] == "over the pixel limit"
+
+
+# --- truncated JPEGs (issue 8) ----------------------------------------------------------------
+
+
+def _jpeg(img: np.ndarray, progressive: bool) -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=90, progressive=progressive)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+@pytest.mark.parametrize("fraction", [0.3, 0.6])
+def test_jpeg_whose_data_ends_early_is_rejected_not_grey(photos, progressive: bool, fraction: float) -> None:
+    from pix2pix.errors import ImageRejected
+    from pix2pix.imageio import load_rgb
+
+    data = _jpeg(photos["astronaut"], progressive)
+    closed = data[: int(len(data) * fraction)] + b"\xff\xd9"  # cut, then a proper end marker: decodes flat
+    for min_size in (None, (128, 128)):
+        with pytest.raises(ImageRejected, match="truncated JPEG") as exc:
+            load_rgb(closed, min_size=min_size)
+        assert exc.value.kind == "truncated"
+        with pytest.raises(ImageRejected, match="truncated"):
+            load_rgb(data[: int(len(data) * fraction)], min_size=min_size)  # cut without a marker
+
+
+def test_complete_jpegs_with_flat_edges_are_still_accepted(photos) -> None:
+    from pix2pix.imageio import load_rgb
+
+    boxed = photos["coffee"].copy()
+    boxed[-80:] = 0  # a letterbox bar: the last row ends flat, like a cut file would
+    white = photos["chelsea"].copy()
+    white[:, -120:] = 255
+    for img in (boxed, white, photos["rocket"]):
+        for progressive in (False, True):
+            for min_size in (None, (64, 64)):
+                out = load_rgb(_jpeg(img, progressive), min_size=min_size)
+                assert out.ndim == 3 and out.shape[2] == 3
+
+
+def test_build_rejects_a_truncated_jpeg_among_photos(tmp_path: Path, photos) -> None:
+    src = tmp_path / "src"
+    for name in ("coffee", "chelsea"):
+        save(src / f"{name}.jpg", photos[name], quality=95)
+    data = _jpeg(photos["astronaut"], False)
+    (src / "cut.jpg").write_bytes(data[: int(len(data) * 0.3)] + b"\xff\xd9")
+    out = tmp_path / "out"
+    build_dataset(cfg(src, out))
+    assert sorted(r["id"] for r in manifest(out)) == ["chelsea", "coffee"]
+    (rej,) = rejected(out)
+    assert rej["source"] == "cut.jpg" and rej["kind"] == "truncated"

@@ -428,6 +428,7 @@ def _rejection(rel: str, kind: str, reason: str) -> dict:
 
 DETECT_SAMPLE = 200  # images whose headers are read (spread over the folder)
 DETECT_CHECKED = 8  # of those, images decoded to compare their halves
+_DETECT_HEAD_BYTES = 512 << 10  # enough for the header of a JPEG, PNG, GIF, BMP, WebP
 _DETECT_MAX_BYTES = 256 << 20  # a bigger file is no photo to look at; the build reports it
 PAIR_SCORE = 0.2  # halves_score above this: the halves show one scene (calibrated in tests)
 
@@ -494,8 +495,8 @@ def detect_source(root: Path, listing: Listing, max_pixels: int = DEFAULT_MAX_PI
                                f"A|B pairs of {size}×{size})")
     sides = _check_both_sides(root, listing.files)
     if sides["A"]:
-        cyclegan = any(_pair_role(f) and _pair_role(f)[2][-1:] in "AB" and len(_pair_role(f)[2]) > 1
-                       for f in listing.files)
+        folders = {r[2] for r in map(_pair_role, listing.files) if r}
+        cyclegan = any(_SPLIT_DIR.match(d.rsplit("/", 1)[-1]) and d[-1] in "AaBb" for d in folders)
         layout = "CycleGAN-style trainA/ trainB/ testA/ testB/ folders" if cyclegan else "A/ and B/ folders"
         return Detection("paired", f"pairs: {layout} ({sides['A']} and {sides['B']} files, matched by name)")
     return _detect_from_images(root, [f for f in listing.files if _is_image_name(f)], max_pixels)
@@ -507,14 +508,9 @@ def _detect_from_images(root: Path, images: list[str], max_pixels: int) -> Detec
     sample = _sample(images, DETECT_SAMPLE)
     sizes: dict[str, tuple[int, int]] = {}
     for f in sample:
-        data = _read_small(root / f)
-        if data is None:
-            continue
-        try:
-            with open_image(data, max_pixels=max_pixels) as im:
-                sizes[f] = im.size
-        except ImageRejected:
-            continue
+        size = _image_size(root / f, max_pixels)
+        if size is not None:
+            sizes[f] = size
     n = len(sizes)
     if n == 0:
         return Detection("folder", f"none of the {len(sample)} image files looked at could be opened "
@@ -556,6 +552,28 @@ def _detect_from_images(root: Path, images: list[str], max_pixels: int) -> Detec
         f"{root}: cannot tell what this source holds: {seen}. Pass --source-type ab if every image is "
         "an A|B pair side by side, or --source-type folder if they are single photos"
     )
+
+
+def _image_size(path: Path, max_pixels: int) -> tuple[int, int] | None:
+    """(width, height) from the header, read from the first 512 KiB when that is enough."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(_DETECT_HEAD_BYTES)
+    except OSError:
+        return None
+    for data in (head, None):
+        if data is None:
+            if len(head) < _DETECT_HEAD_BYTES:
+                return None
+            data = _read_small(path)  # e.g. a TIFF whose directory sits at the end
+            if data is None:
+                return None
+        try:
+            with open_image(data, max_pixels=max_pixels) as im:
+                return im.size
+        except ImageRejected:
+            continue
+    return None
 
 
 def _read_small(path: Path) -> bytes | None:

@@ -33,7 +33,7 @@ from pix2pix.archive import extract_archive, is_archive
 from pix2pix.atomic import claim, publish, release, sibling
 from pix2pix.config import SPLITS, BuildConfig
 from pix2pix.errors import ImageRejected, NothingUsableError, SourceError
-from pix2pix.imageio import load_rgb, open_image
+from pix2pix.imageio import jpeg_may_end_early, load_rgb, open_image
 from pix2pix.sources import Item, scan_source
 
 FORMAT_NAME = "pix2pix-ab"
@@ -223,6 +223,8 @@ def _decode_plain_jpeg(data: bytes, cfg: BuildConfig, min_size: tuple[int, int])
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if arr is None or arr.shape[:2] != (-(-h // scale), -(-w // scale)):
         return None
+    if jpeg_may_end_early(data, arr):
+        return None  # maybe cut short and closed with FF D9: `load_rgb` checks it
     return arr
 
 

@@ -103,6 +103,23 @@ def open_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Im
 _FILLER = bytes(np.random.default_rng(0).integers(0, 255, 4096, dtype=np.uint8))
 
 
+def jpeg_may_end_early(data: bytes, decoded: np.ndarray) -> bool:
+    """Cheap screen for `_jpeg_ends_early`: a progressive file, or a last row ending in a long flat run.
+
+    A cut baseline file's missing blocks are painted in one flat colour up to the last pixel;
+    a cut progressive file may be complete in coarse form, so it is always checked.
+    """
+    sos = data.find(b"\xff\xda")
+    if b"\xff\xc2" in data[: sos if sos > 0 else len(data)]:
+        return True
+    last_row = decoded[-1].reshape(decoded.shape[1], -1)
+    same = (last_row == last_row[-1]).all(axis=1)
+    flat_tail = len(same) - 1 - int(np.flatnonzero(~same)[-1]) if not same.all() else len(same)
+    # A few equal pixels are common (saturated corners); a cut leaves a long flat run (the
+    # whole row unless the cut fell in the last 1/16 of the last block row).
+    return flat_tail >= max(8, len(same) // 16)
+
+
 def _jpeg_ends_early(data: bytes, im: Image.Image, min_size: tuple[int, int] | None) -> bool:
     """True when a decoded JPEG ran out of data before its last block.
 
@@ -117,9 +134,7 @@ def _jpeg_ends_early(data: bytes, im: Image.Image, min_size: tuple[int, int] | N
     if not body.endswith(b"\xff\xd9"):
         return False  # a cut without a closing marker is refused by Pillow itself
     first = np.asarray(im)
-    last_row = first[-1].reshape(first.shape[1], -1)
-    progressive = bool(im.info.get("progressive") or im.info.get("progression"))
-    if not progressive and not (last_row[-4:] == last_row[-1]).all():
+    if not jpeg_may_end_early(data, first):
         return False
     try:
         again = Image.open(io.BytesIO(body[:-2] + _FILLER + b"\xff\xd9"))

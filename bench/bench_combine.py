@@ -14,7 +14,8 @@ Makes N pairs of 600×400 JPEGs (A: the negative of B, B: a photo), then times, 
 - `pix2pix build --workers N`: decode (guarded), aspect check, crop + area resize to 256, A|B,
   JPEG q95, sha256 of inputs and outputs, perceptual hash, quality filters, manifest, preview,
   atomic rename.
-And the wall time of a 5-pair build through the CLI in a fresh process (what a user waits for on
+Then the CPU time per pair of each method in one process (less sensitive to a busy machine),
+and the wall time of a 5-pair build through the CLI in a fresh process (what a user waits for on
 a small set), beside `python -c "import cv2, PIL"`.
 Prints pairs/s and ratios. Not a test: numbers depend on the machine.
 """
@@ -103,6 +104,31 @@ def ours(pairs: Path, out: Path, workers: int, n: int) -> float:
     return n / dt
 
 
+def cpu_per_pair(pairs: Path, work: Path, n: int = 200) -> dict[str, float]:
+    """CPU milliseconds per pair in this one process (no pool): the per-pair cost of each method,
+    less sensitive than wall time to other load on a shared machine."""
+    from pix2pix.build import _cleanup, plan_build, process_item
+
+    cv2.setNumThreads(1)
+    names = sorted(os.listdir(pairs / "A"))[:n]
+    out = work / "cpu"
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    res = {}
+    for label, fn in (("official", image_write), ("official + crop/resize", image_write_resized)):
+        t = time.process_time()
+        for name in names:
+            fn(str(pairs / "A" / name), str(pairs / "B" / name), str(out / name))
+        res[label] = (time.process_time() - t) / len(names) * 1000
+    plan = plan_build(BuildConfig(source=str(pairs), out=str(work / "cpu-ours"), overwrite=True, progress=False))
+    t = time.process_time()
+    for item, split in plan.items[:n]:
+        process_item(item, split, plan.config, Path(plan.root), Path(plan.staging))
+    res["pix2pix build"] = (time.process_time() - t) / n * 1000
+    _cleanup(plan)  # removes the staging folder and releases the output's lock
+    return res
+
+
 def startup(work: Path, pairs: Path) -> tuple[float, float]:
     """Seconds for a 5-pair `pix2pix build` in a fresh process, and for bare `import cv2, PIL`."""
     small = work / "five"
@@ -153,6 +179,11 @@ def main() -> None:
     for name in list(variants)[:2]:
         print(f"ratio ours / {name}: best {best[ours_name] / best[name]:.2f}, "
               f"median {median[ours_name] / median[name]:.2f}")
+    cpus = [cpu_per_pair(pairs, work) for _ in range(args.repeat)]
+    cpu = {k: min(c[k] for c in cpus) for k in cpus[0]}
+    print("CPU per pair in one process: " + ", ".join(f"{k} {v:.2f} ms" for k, v in cpu.items())
+          + f"; official / ours {cpu['official'] / cpu['pix2pix build']:.2f}, "
+          f"official + crop/resize / ours {cpu['official + crop/resize'] / cpu['pix2pix build']:.2f}")
     b, imp = min(s[0] for s in starts), min(s[1] for s in starts)
     print(f"start-up: a 5-pair `pix2pix build` in a fresh process takes {b:.2f} s "
           f"(python + import cv2, numpy, PIL alone: {imp:.2f} s)")

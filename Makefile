@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-stamp
 export PIP_DISABLE_PIP_VERSION_CHECK = 1
 
-.PHONY: install demo test test-fast test-slow lint bench bench-train clean
+.PHONY: install demo test test-fast test-slow lint bench bench-train bench-translate clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,9 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/bench_build.py
 	$(BIN)/python bench/bench_combine.py
+
+bench-translate: $(STAMP)
+	$(BIN)/python bench/bench_translate.py
 
 bench-train: $(STAMP)
 	$(BIN)/python bench/bench_train_step.py

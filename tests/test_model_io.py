@@ -27,6 +27,7 @@ from pix2pix.models.io import (
     load_weights_into,
 )
 from pix2pix.training import TrainConfig, train
+from pix2pix.training.checkpoint import CheckpointError
 
 REFERENCE = Path(__file__).parent / "reference" / "official_step_ngf8.pt"
 
@@ -85,6 +86,18 @@ def test_flags_override_inference_and_are_refused_for_our_files(tmp_path):
         load_generator_file(path, netG="unet_256")
     with pytest.raises(ConfigError, match="--netG: expected one of"):
         load_generator_file(path, netG="unet_100")
+
+
+def test_non_finite_official_weights_are_refused_everywhere(tmp_path):
+    path = tmp_path / "nan.pth"
+    official_file(path, GeneratorSpec("unet_128", ngf=8))
+    sd = torch.load(path, weights_only=True)
+    sd["model.model.0.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(sd, path)
+    with pytest.raises(CheckpointError, match=r"nan.pth: weights.model.model.0.weight holds NaN"):
+        load_generator_file(path)
+    with pytest.raises(CheckpointError, match="holds NaN"):
+        load_weights_into(build_generator("unet_128", ngf=8), path)
 
 
 def test_unrecognised_state_dict_names_the_file_and_the_flags(tmp_path):

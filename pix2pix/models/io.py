@@ -43,6 +43,7 @@ from pix2pix.training.checkpoint import (
     GENERATOR_FORMAT,
     CheckpointError,
     load_generator,
+    verify_payload,
 )
 
 OFFICIAL = "official"
@@ -267,6 +268,7 @@ def load_generator_file(
     if not _is_state_dict(payload):
         raise ModelLoadError(f"{resolved}: neither a generator file, a training checkpoint nor a "
                              "state dict of tensors (an official latest_net_G.pth)")
+    _check_finite(payload, resolved)
     try:
         spec, notes = infer_official_spec(payload)
     except ModelLoadError as e:
@@ -297,10 +299,21 @@ def state_dict_of(path: str | Path) -> dict[str, torch.Tensor]:
     payload = _read(resolved)
     fmt = payload.get("format") if isinstance(payload, dict) else None
     key = {CHECKPOINT_FORMAT: "G", GENERATOR_FORMAT: "state_dict"}.get(fmt)
+    if key:
+        verify_payload(payload, resolved, finite=(key,))  # ours carry a checksum
+    else:
+        _check_finite(payload, resolved)
     sd = payload[key] if key else payload
     if not _is_state_dict(sd):
         raise ModelLoadError(f"{resolved}: no generator weights in it")
     return sd
+
+
+def _check_finite(sd: Any, path: Path) -> None:
+    # An official file has no checksum; NaN/Inf weights are at least caught before they turn
+    # every output black.
+    if _is_state_dict(sd):
+        verify_payload({"weights": dict(sd)}, path, finite=("weights",))
 
 
 def load_weights_into(G: nn.Module, path: str | Path, *, what: str = "init_generator") -> None:

@@ -326,28 +326,3 @@ def describe_differences(diffs: dict[str, tuple[Any, Any]]) -> str:
         else:
             parts.append(f"{k}: checkpoint {old!r}, now {new!r}")
     return "; ".join(parts)
-
-
-def load_initial_generator(G: nn.Module, path: str | Path) -> None:
-    """Fill G in place from `path` to fine-tune it: a generator.pt or checkpoint of ours, or a
-    state dict saved by the official PyTorch code (`latest_net_G.pth`, e.g. its published
-    pretrained models). Every tensor must fit; the error names the file and the keys that do not.
-    """
-    from pix2pix.models import load_official_generator
-
-    path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as e:
-        raise CheckpointError(f"init_generator: {path}: no such file") from e
-    except Exception as e:
-        raise CheckpointError(f"init_generator: {path}: not a readable weights file ({e})") from e
-    fmt = payload.get("format") if isinstance(payload, dict) else None
-    key = {CHECKPOINT_FORMAT: "G", GENERATOR_FORMAT: "state_dict"}.get(fmt)
-    if key:
-        verify_payload(payload, path, finite=(key,))
-    state_dict = payload[key] if key else payload  # anything else: a bare (official) state dict
-    try:
-        load_official_generator(G, state_dict)
-    except Pix2PixError as e:
-        raise CheckpointError(f"init_generator: {path} does not fit this generator: {e}") from e

@@ -103,7 +103,8 @@ def build_pairs(config: dict[str, Any], extra_rejected: list[dict], chunk_size: 
     logger = get_run_logger()
     started = time.perf_counter()
     the_plan = plan(BuildConfig.from_dict(config))
-    logger.info("%d items from a %s source in %s", len(the_plan.items), the_plan.kind, the_plan.root)
+    logger.info("%d items from a %s source in %s (%s)", len(the_plan.items), the_plan.kind, the_plan.root,
+                the_plan.source_reason)
     try:
         records = _run_chunks(the_plan, chunk_size, progress_artifact)
         summary = finalize(the_plan, records, extra_rejected, started)

@@ -6,6 +6,7 @@ All on real files and real processes; disk full is the one simulated fault.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -238,3 +239,64 @@ def test_two_builds_into_one_out_never_mix(tmp_path: Path) -> None:
     assert ids in ({f"img{i}" for i in range(6)}, {f"other{i}" for i in range(6)})
     assert sorted(p.name for p in out.rglob("*.jpg") if p.parent.name in ("train", "val", "test")) == \
         sorted(f"{i}.jpg" for i in ids)
+
+
+# --------------------------------------------------------------------------- 6. one line, one code
+
+
+def test_disk_full_is_one_line_naming_the_file(tmp_path: Path, monkeypatch, capsys) -> None:
+    """ENOSPC (simulated: the one fault a test cannot cause on this disk) while writing."""
+    import pix2pix.build as build
+
+    src = photos(tmp_path / "src", 3)
+    full = tmp_path / ".out.partial" / "manifest.jsonl"
+
+    def no_space(path, rows):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(full))
+
+    monkeypatch.setattr(build, "_write_jsonl", no_space)
+    assert cli_main(["build", str(src), str(tmp_path / "out"), "--size", "64"]) == EXIT_IO
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"error: {full}: disk full; free space on that disk (or choose an output "
+                                "on another one) and run again"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]  # no staging, no lock, no OUT
+
+
+def test_checkpoint_write_failure_is_an_io_error(tmp_path: Path, monkeypatch) -> None:
+    import torch
+
+    from pix2pix.errors import exit_code
+    from pix2pix.training.checkpoint import CheckpointWriteError, atomic_save
+
+    def fail(obj, f):
+        raise RuntimeError("[enforce fail at inline_container.cc:778] . PytorchStreamWriter failed writing file")
+
+    monkeypatch.setattr(torch, "save", fail)
+    with pytest.raises(CheckpointWriteError, match="disk full or read-only") as e:
+        atomic_save({"x": 1}, tmp_path / "ckpt-1.pt")
+    assert exit_code(e.value) == EXIT_IO and list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder_is_one_line(tmp_path: Path, capsys) -> None:
+    src = photos(tmp_path / "src", 2)
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        assert cli_main(["build", str(src), str(parent / "out"), "--size", "64"]) == EXIT_IO
+    finally:
+        parent.chmod(0o755)
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("error: ") and "permission denied" in err
+
+
+def test_help_documents_the_exit_codes(capsys) -> None:
+    from pix2pix.errors import EXIT_CODES_HELP
+
+    with pytest.raises(SystemExit):
+        cli_main(["--help"])
+    out = capsys.readouterr().out
+    assert EXIT_CODES_HELP.splitlines()[1].strip() in out and "130  interrupted" in out
+    readme = (ROOT / "README.md").read_text()
+    assert all(f"| {code} |" in readme for code in (0, 1, 2, 3, 4, 5, 130))

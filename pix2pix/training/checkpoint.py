@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pix2pix.errors import EXIT_MISMATCH, Pix2PixError
+from pix2pix.errors import EXIT_IO, EXIT_MISMATCH, Pix2PixError
 
 CHECKPOINT_FORMAT = "pix2pix-train-checkpoint"
 GENERATOR_FORMAT = "pix2pix-generator"
@@ -35,6 +35,12 @@ _CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
 
 class CheckpointError(Pix2PixError):
     """A checkpoint cannot be read or does not fit this run."""
+
+
+class CheckpointWriteError(CheckpointError):
+    """Writing a checkpoint failed (disk full, read-only): a system problem, not the run's."""
+
+    exit_code = EXIT_IO
 
 
 class ResumeMismatchError(CheckpointError):
@@ -149,6 +155,10 @@ def atomic_save(obj: Any, path: Path) -> None:
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
+    except RuntimeError as e:  # torch's zip writer reports ENOSPC/EIO as a RuntimeError
+        raise CheckpointWriteError(
+            f"{path}: could not be written ({e}); is the disk full or read-only? Free space and "
+            f"continue with --resume (earlier checkpoints are intact)") from e
     finally:
         tmp.unlink(missing_ok=True)
 

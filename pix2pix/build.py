@@ -17,8 +17,6 @@ import hashlib
 import json
 import multiprocessing
 import shutil
-import sys
-import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -440,19 +438,15 @@ def process_items(
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    """fork when this process is plainly single-threaded, else forkserver, else spawn.
+    """forkserver where available, else spawn; never a plain fork.
 
-    A fork copies whatever state other threads left behind (Prefect's, tqdm's, a user's), which
-    can deadlock the child; so it is used only when the main thread is the only Python thread and
-    torch (whose OpenMP pools `threading` cannot see) is not loaded. OpenCV's pool is made inert
-    in each worker (`setNumThreads(1)`). Fork starts workers at once: the fork server first
-    imports this module (~0.3-0.5 s, a tenth of a 1,000-pair build on 2 cores). Spawn pays ~1 s
-    of imports per worker.
+    A plain fork copies whatever state other threads left behind (Prefect's, tqdm's, and the
+    native thread pools of OpenCV and torch that `threading` cannot see): measured here, a fork
+    after the parent had run one OpenCV resize left every worker waiting on a futex for ever.
+    The fork server is a clean single-threaded process that has imported this module once, so
+    each worker still starts in milliseconds; spawn pays ~1 s of imports per worker.
     """
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1 and "torch" not in sys.modules:
-        return multiprocessing.get_context("fork")
-    if "forkserver" in methods:
+    if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(["pix2pix.build"])
         return ctx

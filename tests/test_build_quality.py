@@ -237,3 +237,24 @@ def test_fast_jpeg_decode_gives_pillows_pixels_and_leaves_odd_files_to_the_guard
     assert _decode_plain_jpeg(cmyk.getvalue(), c, (64, 64)) is None
     small = BuildConfig(source="s", out="o", max_pixels=1000)
     assert _decode_plain_jpeg(data, small, (64, 64)) is None  # over the limit: load_rgb says so
+
+
+def test_workers_start_cleanly_after_the_parent_used_opencv_threads(tmp_path: Path) -> None:
+    """A plain fork after OpenCV's thread pool has run leaves workers waiting on a futex for ever;
+    the builder's pool must not inherit that state."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "src"
+    for i in range(20):
+        save(src / f"{i:02d}.png", noise(80, 80, i))
+    code = (
+        "import sys, cv2, numpy as np\n"
+        "cv2.resize(np.zeros((3000, 3000, 3), np.uint8), (1000, 1000), interpolation=cv2.INTER_LINEAR)\n"
+        "from pix2pix.build import build_dataset\nfrom pix2pix.config import BuildConfig\n"
+        f"s = build_dataset(BuildConfig(source={str(src)!r}, out={str(tmp_path / 'out')!r}, size=32, workers=2,"
+        " progress=False))\nprint(s.total)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "20"

@@ -121,11 +121,53 @@ def loop_step_times(batch: int, iters: int, workdir: Path) -> list[float]:
     return gaps[1:]  # drop the first gap (includes the warm-up iteration)
 
 
+def official_loop_times(batch: int, iters: int, dataset: Path, workers: int) -> list[float]:
+    """The official train loop's method: AlignedDataset-style items (PIL open, BICUBIC resize,
+    crop, flip, ToTensor, Normalize) through a shuffling torch DataLoader with ``workers``
+    processes (the official default 4), then forward, backward_D, optimizer_D, backward_G,
+    optimizer_G with torch's default Adam (tests/reference/official_method.py). The networks are
+    ours with the official N(0, 0.02) init (the same module trees). Timed per iteration, data
+    wait included, as ours is.
+    """
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reference"))
+    from official_method import GANLoss, official_item, official_step
+    from torch.utils.data import DataLoader, Dataset
+
+    from pix2pix.training.data import read_manifest
+
+    paths = [str(dataset / r["path"]) for r in read_manifest(dataset, "train")]
+
+    class Aligned(Dataset):
+        def __len__(self) -> int:
+            return len(paths)
+
+        def __getitem__(self, i: int) -> dict:
+            A, B = official_item(paths[i])
+            return {"A": A, "B": B}
+
+    cfg = TrainConfig()
+    G, D = build_models(cfg)
+    opt_G, opt_D = (torch.optim.Adam(m.parameters(), lr=cfg.lr, betas=(cfg.beta1, 0.999))
+                    for m in (G, D))
+    crit = GANLoss()
+    loader = DataLoader(Aligned(), batch_size=batch, shuffle=True, num_workers=workers)
+    stamps = [time.perf_counter()]
+    for data in loader:
+        official_step(G, D, opt_G, opt_D, data["A"], data["B"], 100.0, crit)
+        stamps.append(time.perf_counter())
+    return np.diff(stamps).tolist()[1:]  # the first includes worker start-up and warm-up
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--batch", type=int, nargs="*", default=[1, 4])
     p.add_argument("--iters", type=int, default=0, help="timed iterations (default 5 at b1, 3 at b4)")
     p.add_argument("--variants", action="store_true", help="also channels_last / recompute G(x)")
+    p.add_argument("--official-workers", type=int, default=4,
+                   help="DataLoader workers of the official loop (its default: 4)")
+    p.add_argument("--no-official", action="store_true", help="skip the official loop")
     a = p.parse_args()
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"device: {device} | torch {torch.__version__} | threads {torch.get_num_threads()} | "
@@ -144,24 +186,32 @@ def main() -> None:
                 s.times.clear()
             run_round_robin(steps, iters)
             loop = loop_step_times(batch, iters, Path(tmp))
+            official = ([] if a.no_official else
+                        official_loop_times(batch, iters, Path(tmp) / f"ds{batch}", a.official_workers))
             run_round_robin({"bare step": steps["bare step"]}, iters)  # bare again, after the loop
             del steps["bare step"].G, steps["bare step"].D
             bare = steps.pop("bare step").times
             rows.append((f"bare step, batch {batch}", batch, bare))
             rows.append((f"train() loop, batch {batch}", batch, loop))
             rows.append((f"  loop / bare (best) = {min(loop) / min(bare):.3f}", None, None))
+            if official:
+                rows.append((f"official loop ({a.official_workers} workers), batch {batch}", batch,
+                             official))
+                rows.append((f"  official / loop: best {min(official) / min(loop):.2f}x, "
+                             f"median {statistics.median(official) / statistics.median(loop):.2f}x",
+                             None, None))
             for name, s in steps.items():
                 rows.append((f"{name}, batch {batch}", batch, s.times))
             steps.clear()
-    print(f"\n| {'what':<40} | {'best s':>6} | {'median':>6} | {'iter/s':>6} | {'img/s':>5} | "
+    print(f"\n| {'what':<52} | {'best s':>6} | {'median':>6} | {'iter/s':>6} | {'img/s':>5} | "
           f"{'GFLOP/s':>7} |")
-    print(f"|{'-' * 42}|{'-' * 8}|{'-' * 8}|{'-' * 8}|{'-' * 7}|{'-' * 9}|")
+    print(f"|{'-' * 54}|{'-' * 8}|{'-' * 8}|{'-' * 8}|{'-' * 7}|{'-' * 9}|")
     for name, batch, times in rows:
         if times is None:
-            print(f"| {name:<40} | {'':>6} | {'':>6} | {'':>6} | {'':>5} | {'':>7} |")
+            print(f"| {name:<52} | {'':>6} | {'':>6} | {'':>6} | {'':>5} | {'':>7} |")
             continue
         t = min(times)
-        print(f"| {name:<40} | {t:6.3f} | {statistics.median(times):6.3f} | {1 / t:6.3f} | "
+        print(f"| {name:<52} | {t:6.3f} | {statistics.median(times):6.3f} | {1 / t:6.3f} | "
               f"{batch / t:5.2f} | {GFLOP_PER_ITER * batch / t:7.1f} |")
     print(f"(best = fastest iteration; other processes on the machine only ever slow a step down."
           f" load avg at end {os.getloadavg()[0]:.1f})")

@@ -123,3 +123,56 @@ def test_step_fake_output_matches_the_recording_to_float_rounding(ref: dict) -> 
     with torch.no_grad():
         out = G(ref["A"][0])
     assert np.abs((out - ref["fake_B0"]).numpy()).max() <= 1e-5
+
+
+# --------------------------------------------------------------------------- the loader's jitter
+
+
+def _photo_pairs(side: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from PIL import Image
+    from skimage import data
+
+    out = []
+    for photo in (data.astronaut(), data.chelsea(), data.coffee()):
+        b = np.asarray(Image.fromarray(photo).resize((side, side), Image.BICUBIC))
+        edges = np.abs(np.diff(b.astype(int).sum(2), axis=1, prepend=0)) > 60  # hard edges
+        out.append((np.repeat((edges * 255).astype(np.uint8)[..., None], 3, 2), b))
+    return out
+
+
+@pytest.mark.parametrize(("ext", "side", "load_size", "crop_size"), [
+    ("jpg", 256, 286, 256),   # the paper's jitter
+    ("png", 300, 286, 256),   # shrinking (antialiased in Pillow)
+    ("png", 100, 143, 128),   # the dataset smaller than the training size
+])
+def test_jitter_matches_the_official_loader_bit_for_bit(tmp_path, ext, side, load_size, crop_size) -> None:
+    from dsfactory import make_dataset
+    from official_method import official_item
+
+    from pix2pix.training.data import PairDataset, jitter_params, to_model_range
+
+    root = make_dataset(tmp_path / "ds", n_train=3, n_val=0, ext=ext, pairs=_photo_pairs(side))
+    ds = PairDataset(root, "train", load_size=load_size, crop_size=crop_size, seed=5)
+    for epoch in range(2):
+        for i, rec in enumerate(ds.records):
+            x, y = ds[(epoch, i)]
+            j = jitter_params(np.random.default_rng((5, epoch, i)), load_size, crop_size, True)
+            A, B = official_item(str(root / rec["path"]), load_size, crop_size,
+                                 params={"crop_pos": (j.x, j.y), "flip": j.flip})
+            assert torch.equal(to_model_range(x), A) and torch.equal(to_model_range(y), B)
+
+
+def test_resize_is_pillows_bicubic() -> None:
+    from PIL import Image
+
+    from pix2pix.training.data import resize
+
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (37, 53, 3), dtype=np.uint8)
+    for size in (16, 37, 90):
+        want = np.asarray(Image.fromarray(img).resize((size, size), Image.BICUBIC))
+        assert np.array_equal(resize(img, size), want)
+    # not OpenCV's bicubic (a = -0.75, no antialiasing), which the loader used before
+    import cv2
+
+    assert not np.array_equal(resize(img, 90), cv2.resize(img, (90, 90), interpolation=cv2.INTER_CUBIC))

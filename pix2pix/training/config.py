@@ -26,6 +26,7 @@ NORMS = ("batch", "instance", "none")
 D_RECEPTIVE_FIELDS = (1, 16, 70, 286)
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 ADAM_IMPLS = ("fused", "foreach")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 # Keys that decide how a run executes but not what it computes (on a given device), plus the
 # epoch counts so a finished run can be extended. Everything else is the "resume key": a
@@ -38,6 +39,7 @@ RUNTIME_KEYS = (
     "device",
     "compile",
     "adam",
+    "memory_format",
     "in_memory_mb",
     "keep_last",
     "checkpoint_every",
@@ -95,7 +97,10 @@ class TrainConfig:
     num_threads: int = 0
     in_memory_mb: int = 1024
     device: str = "auto"
+    # auto: bf16 autocast on CUDA (fp16 + GradScaler where bf16 is missing), fp32 on CPU.
+    # bf16/fp16 on CPU run CPU autocast: slow on most CPUs, there to exercise the CUDA paths.
     amp: str = "auto"
+    memory_format: str = "auto"  # auto: channels_last on CUDA, contiguous on CPU
     compile: bool = False
     sync_bn: bool = False
     keep_last: int = 3
@@ -213,6 +218,7 @@ def _validate(cfg: TrainConfig) -> None:
     _choice("eval_mode", cfg.eval_mode, EVAL_MODES)
     _choice("amp", cfg.amp, AMP_MODES)
     _choice("adam", cfg.adam, ADAM_IMPLS)
+    _choice("memory_format", cfg.memory_format, MEMORY_FORMATS)
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
         raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
     for key in ("ngf", "ndf", "batch_size", "size", "load_size", "num_samples", "log_every"):

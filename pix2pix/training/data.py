@@ -28,6 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from pix2pix.errors import Pix2PixError
@@ -126,10 +127,12 @@ def jitter_params(rng: np.random.Generator, load_size: int, crop_size: int, flip
 
 
 def resize(img: np.ndarray, size: int) -> np.ndarray:
-    """Square bicubic resize (the official code's interpolation); a no-op at the same size."""
+    """Square resize of an (H, W, 3) uint8 image with Pillow's bicubic, as the official loader
+    does (``Image.resize(..., Image.BICUBIC)``: a = −0.5, antialiased when shrinking): the
+    same pixels bit for bit. A no-op at the same size."""
     if img.shape[0] == size and img.shape[1] == size:
         return img
-    return cv2.resize(img, (size, size), interpolation=cv2.INTER_CUBIC)
+    return np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((size, size), Image.BICUBIC))
 
 
 def apply_jitter(img: np.ndarray, load_size: int, crop_size: int, j: Jitter) -> np.ndarray:

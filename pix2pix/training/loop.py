@@ -145,10 +145,14 @@ def setup_runtime(cfg: TrainConfig) -> Runtime:
             amp_dtype = torch.bfloat16
         elif cfg.amp in ("auto", "fp16", "bf16"):
             amp_dtype, use_scaler = torch.float16, True
-    elif cfg.amp not in ("auto", "off"):
-        raise ConfigError(f"amp: {cfg.amp!r} is for CUDA; on CPU training runs in fp32 (use auto)")
+    elif cfg.amp in ("bf16", "fp16"):
+        # CPU autocast: the CUDA code paths (autocast, GradScaler) on a CPU, for testing them.
+        amp_dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float16
+        use_scaler = cfg.amp == "fp16"
+    channels_last = (device.type == "cuda" if cfg.memory_format == "auto"
+                     else cfg.memory_format == "channels_last")
     return Runtime(device=device, dist=ctx, amp_dtype=amp_dtype, use_scaler=use_scaler,
-                   channels_last=device.type == "cuda")
+                   channels_last=channels_last)
 
 
 def build_models(cfg: TrainConfig) -> tuple[nn.Module, nn.Module]:
@@ -364,7 +368,10 @@ def train(
     D_train = distributed.wrap(D, ctx, device, sync_bn=cfg.sync_bn)
     D_for_G = D_train.module if ctx.enabled else D_train
     if cfg.compile:
-        G_train, D_train, D_for_G = (torch.compile(m) for m in (G_train, D_train, D_for_G))
+        # One compiled D when D_for_G is D_train (no DDP): compiling it twice compiles twice.
+        same = D_for_G is D_train
+        G_train, D_train = torch.compile(G_train), torch.compile(D_train)
+        D_for_G = D_train if same else torch.compile(D_for_G)
 
     # ---- outputs and callbacks (rank 0)
     cbs = CallbackList([])

@@ -532,7 +532,8 @@ def _detect_from_images(root: Path, images: list[str], max_pixels: int) -> Detec
             scores.append(halves_score(img))
     paired = sum(s >= PAIR_SCORE for s in scores)
     w, h = common
-    seen = (f"{n_common} of {n} decodable images are {w}×{h}"
+    what = "decodable images" if len(sample) == len(images) else f"decodable images (sampled from {len(images)})"
+    seen = (f"{n_common} of {n} {what} are {w}×{h}"
             + (f" (two halves of {w // 2}×{h})" if w % 2 == 0 else "")
             + f"; {len(even)} are wider than high with an even width"
             + f"; {paired} of {len(scores)} checked have halves that show one scene"
@@ -542,9 +543,9 @@ def _detect_from_images(root: Path, images: list[str], max_pixels: int) -> Detec
     official_shape = twice == n and bool(split_dirs)
     if looks_paired and len(even) == n:
         if n_common == n:
-            return Detection("ab", f"A|B: {n} of {n} decodable images are two halves of {w // 2}×{h}, "
+            return Detection("ab", f"A|B: {n} of {n} {what} are two halves of {w // 2}×{h}, "
                                    f"{paired} of {len(scores)} checked show one scene in both halves")
-        return Detection("ab", f"A|B: {n} of {n} decodable images are two halves side by side, {paired} of "
+        return Detection("ab", f"A|B: {n} of {n} {what} are two halves side by side, {paired} of "
                                f"{len(scores)} checked show one scene in both halves")
     if looks_single and not official_shape:
         return Detection("folder", f"single photos: {seen}")

@@ -30,7 +30,9 @@ examples:
 OUT/<rel>/<stem>.png per input (rel: its path under the folder or glob base it was found in),
 OUT/translate.jsonl (input/output paths and sha256, model sha256, test-time mode, seeds, sizes)
 and OUT/rejected.jsonl (inputs that could not be used, with the reason).
-exit codes: 0 every input translated, 1 an input was rejected or an error (message on stderr).
+exit codes: 0 every input translated; 1 an input was rejected (the rest are written) or the
+model cannot be used; 2 a bad option, DIR not empty or overlapping an input; 5 disk full or DIR
+locked by another run (the table: `pix2pix --help`).
 """
 
 EXPORT_EXAMPLES = """\
@@ -41,7 +43,8 @@ examples:
 The file takes float32 N x 3 x H x W in [-1, 1] (H, W multiples of the generator's multiple: 256
 for unet_256) and returns the same shape; it is the generator in eval mode (dropout off,
 BatchNorm running statistics). It is written only after onnxruntime reproduced PyTorch on two
-sizes within 1e-3. exit codes: 0 written and verified, 1 error (message on stderr).
+sizes within 1e-3. exit codes: 0 written and verified; 1 the check failed or the model cannot
+be used (nothing written); 2 a bad option (the table: `pix2pix --help`).
 """
 
 

@@ -33,6 +33,7 @@ from pix2pix.errors import (
 from pix2pix.paths import check_disjoint, relation, safe_join
 
 ROOT = Path(__file__).resolve().parents[1]
+FOLDER = ["--source-type", "folder"]  # noise photos: tell detection they are single photos
 
 
 def env() -> dict[str, str]:
@@ -131,7 +132,7 @@ def test_build_overwrite_never_deletes_the_source(tmp_path: Path, where: str, ca
     out = {"same": src, "parent": src.parent, "inside": src / "out", "via symlink": tmp_path / "alias"}[where]
     if where == "via symlink":
         out.symlink_to(src)
-    code = cli_main(["build", str(src), str(out), "--overwrite", "--size", "64"])
+    code = cli_main(["build", str(src), str(out), "--overwrite", "--size", "64", *FOLDER])
     assert code == EXIT_USAGE
     err = capsys.readouterr().err
     assert err.startswith("error: OUT") and "SOURCE" in err and "Traceback" not in err
@@ -175,7 +176,7 @@ def test_flow_parameter_cannot_delete_a_folder(tmp_path: Path, capsys) -> None:
 
     src = photos(tmp_path / "data" / "photos")
     before = tree_hashes(src)
-    assert bd.main([str(src), str(tmp_path / "data"), "--overwrite", "--size", "64"]) == EXIT_USAGE
+    assert bd.main([str(src), str(tmp_path / "data"), "--overwrite", "--size", "64", *FOLDER]) == EXIT_USAGE
     assert "contains SOURCE" in capsys.readouterr().err
     assert tree_hashes(src) == before
 
@@ -198,7 +199,7 @@ def test_lock_is_exclusive_names_the_holder_and_is_released(tmp_path: Path) -> N
         with pytest.raises(OutputLockedError):
             claim(out, inputs={}, overwrite=True)
         src = photos(tmp_path / "src", 2)
-        r = subprocess.run([sys.executable, "-m", "pix2pix.cli", "build", str(src), str(out), "--size", "64"],
+        r = subprocess.run([sys.executable, "-m", "pix2pix.cli", "build", str(src), str(out), "--size", "64", *FOLDER],
                            env=env(), capture_output=True, text=True, timeout=60)
         assert r.returncode == EXIT_IO
         assert r.stderr.strip().splitlines() == [
@@ -224,7 +225,7 @@ def test_two_builds_into_one_out_never_mix(tmp_path: Path) -> None:
         save(b / f"other{i}.jpg", noise(80, 100, 100 + i), quality=95)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "pix2pix.cli", "build"]
-    procs = [subprocess.Popen([*cmd, str(s), str(out), "--size", "64", "--overwrite", "--no-progress"],
+    procs = [subprocess.Popen([*cmd, str(s), str(out), "--size", "64", "--overwrite", "--no-progress", *FOLDER],
                               env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for s in (a, b)]
     results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
@@ -255,7 +256,7 @@ def test_disk_full_is_one_line_naming_the_file(tmp_path: Path, monkeypatch, caps
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(full))
 
     monkeypatch.setattr(build, "_write_jsonl", no_space)
-    assert cli_main(["build", str(src), str(tmp_path / "out"), "--size", "64"]) == EXIT_IO
+    assert cli_main(["build", str(src), str(tmp_path / "out"), "--size", "64", *FOLDER]) == EXIT_IO
     err = capsys.readouterr().err
     assert err.splitlines() == [f"error: {full}: disk full; free space on that disk (or choose an output "
                                 "on another one) and run again"]
@@ -284,7 +285,7 @@ def test_read_only_output_folder_is_one_line(tmp_path: Path, capsys) -> None:
     parent.mkdir()
     parent.chmod(0o555)
     try:
-        assert cli_main(["build", str(src), str(parent / "out"), "--size", "64"]) == EXIT_IO
+        assert cli_main(["build", str(src), str(parent / "out"), "--size", "64", *FOLDER]) == EXIT_IO
     finally:
         parent.chmod(0o755)
     err = capsys.readouterr().err

@@ -27,12 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 from skimage import data
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reference"))
 
 from pix2pix.inference import TranslateConfig, translate  # noqa: E402
 from pix2pix.models import build_generator, init_weights  # noqa: E402
@@ -50,18 +50,14 @@ def make_inputs(root: Path, side: int, n: int) -> Path:
 
 
 def official_loop(G: torch.nn.Module, folder: Path, out: Path) -> int:
-    """The official test.py's work per image (see the module docstring), batch 1."""
+    """The official test.py's work per image (tests/reference/official_method.py), batch 1,
+    each output saved with PIL (PNG, compress level 6)."""
+    from official_method import official_test_image
+
     out.mkdir()
     files = sorted(folder.iterdir())
-    G.eval()
     for f in files:
-        im = Image.open(f).convert("RGB")
-        im = im.resize(im.size, Image.BICUBIC)  # Resize to load_size (= the side here): still runs
-        x = (torch.from_numpy(np.asarray(im, np.float32) / 255.0).permute(2, 0, 1) - 0.5) / 0.5
-        with torch.no_grad():
-            y = G(x[None])[0]
-        arr = ((np.transpose(y.cpu().float().numpy(), (1, 2, 0)) + 1) / 2.0 * 255.0).astype(np.uint8)
-        Image.fromarray(arr).save(out / f"{f.stem}.png")
+        Image.fromarray(official_test_image(G, str(f))).save(out / f"{f.stem}.png")
     return len(files)
 
 

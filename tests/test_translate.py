@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,9 @@ from pix2pix.errors import OutputExistsError, OutputOverlapError
 from pix2pix.inference import Engine, TranslateConfig, collect_inputs, translate
 from pix2pix.inference.translate import blend_window, pad_to_multiple, tile_starts
 from pix2pix.models import build_generator, init_weights
+
+sys.path.insert(0, str(Path(__file__).parent / "reference"))
+from official_method import official_test_image  # noqa: E402
 
 FAST = {"num_threads": 2, "eval_mode": "eval"}
 
@@ -257,24 +261,13 @@ def test_broken_and_odd_files(photos, model, tmp_path, capsys):
 # --------------------------------------------------------------------------- official parity
 
 
-def official_test_py(G: torch.nn.Module, path: Path) -> np.ndarray:
-    """The official test.py --eval on one image, --preprocess resize_and_crop with load_size =
-    crop_size = 256 (as its test options set for pix2pix): PIL load, RGB, bicubic resize to
-    256×256, ToTensor + Normalize(0.5, 0.5), G, tensor2im (truncating to uint8), saved as is."""
-    im = Image.open(path).convert("RGB").resize((256, 256), Image.BICUBIC)
-    x = (torch.from_numpy(np.asarray(im, np.float32) / 255.0).permute(2, 0, 1) - 0.5) / 0.5
-    with torch.no_grad():
-        y = G.eval()(x[None])[0]
-    return ((np.transpose(y.numpy(), (1, 2, 0)) + 1) / 2.0 * 255.0).astype(np.uint8)
-
-
 def test_fit_matches_the_official_test_pipeline(photos, model, G, tmp_path):
     save(tmp_path / "in" / "wide.png", photo(photos, 517, 300, "chelsea"))
     save(tmp_path / "in" / "small.jpg", photo(photos, 180, 200, "coffee"), quality=90)
     translate(model, [tmp_path / "in"], tmp_path / "out", TranslateConfig(**FAST, fit=True))
     for name in ("wide.png", "small.jpg"):
         ours = read(tmp_path / "out" / f"{Path(name).stem}.png").astype(int)
-        theirs = official_test_py(G, tmp_path / "in" / name).astype(int)
+        theirs = official_test_image(G, str(tmp_path / "in" / name), 256).astype(int)
         assert ours.shape == theirs.shape == (256, 256, 3)
         d = ours - theirs
         assert d.min() >= 0 and d.max() <= 1  # we round, they truncate: never lower, at most 1 up

@@ -105,3 +105,20 @@ def official_item(path: str, load_size: int = 286, crop_size: int = 256,
         return normalize(to_tensor(img))
 
     return transform(A), transform(B)
+
+
+def official_test_image(netG: nn.Module, path: str, load_size: int | None = None) -> np.ndarray:
+    """The official ``test.py --eval`` on one image → (H, W, 3) uint8, as it saves it.
+
+    ``--preprocess resize_and_crop`` with load_size = crop_size (``load_size``; None: the image's
+    own size, i.e. a resize that changes nothing but still runs): PIL open → RGB → resize with
+    ``Image.BICUBIC`` → ToTensor + Normalize(0.5, 0.5) → G in eval mode under ``no_grad`` →
+    ``tensor2im`` ((y + 1) / 2 · 255, truncated by ``astype(uint8)``); saved without a resize
+    (aspect_ratio 1). Used by tests/test_translate.py and bench/bench_translate.py.
+    """
+    im = Image.open(path).convert("RGB")
+    im = im.resize((load_size, load_size) if load_size else im.size, Image.BICUBIC)
+    x = (torch.from_numpy(np.asarray(im, np.float32) / 255.0).permute(2, 0, 1) - 0.5) / 0.5
+    with torch.no_grad():
+        y = netG.eval()(x[None])[0]
+    return ((np.transpose(y.cpu().float().numpy(), (1, 2, 0)) + 1) / 2.0 * 255.0).astype(np.uint8)

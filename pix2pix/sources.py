@@ -96,13 +96,16 @@ def walk_source(root: Path) -> Listing:
     """
     listing = Listing()
 
-    def visit(folder: Path, prefix: str) -> None:
+    # An explicit stack, not recursion: a folder tree of any depth cannot overflow it.
+    stack: list[tuple[Path, str]] = [(root, "")]
+    while stack:
+        folder, prefix = stack.pop()
         try:
             entries = sorted(os.scandir(folder), key=lambda e: e.name)
         except OSError as exc:
             listing.rejected.append(_rejection(prefix.rstrip("/") or ".", "unreadable",
                                                f"cannot read folder ({exc.strerror})"))
-            return
+            continue
         ours = own_dataset_meta(folder) is not None
         for e in entries:
             rel = prefix + e.name
@@ -122,7 +125,7 @@ def walk_source(root: Path) -> Listing:
             if stat.S_ISLNK(st.st_mode):
                 listing.rejected.append(_link_rejection(root, Path(e.path), rel))
             elif stat.S_ISDIR(st.st_mode):
-                visit(Path(e.path), rel + "/")
+                stack.append((Path(e.path), rel + "/"))
             elif stat.S_ISREG(st.st_mode):
                 if _is_bookkeeping(e.name) or (ours and e.name in OWN_DATASET_FILES):
                     continue
@@ -133,7 +136,6 @@ def walk_source(root: Path) -> Listing:
                 listing.rejected.append(_rejection(rel, "not a regular file",
                                                    f"{what}, not a regular file; never opened"))
 
-    visit(root, "")
     listing.files.sort()
     return listing
 

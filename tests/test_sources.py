@@ -408,3 +408,4 @@ def test_build_rejects_a_truncated_jpeg_among_photos(tmp_path: Path, photos) -> 
     assert sorted(r["id"] for r in manifest(out)) == ["chelsea", "coffee"]
     (rej,) = rejected(out)
     assert rej["source"] == "cut.jpg" and rej["kind"] == "truncated"
+

@@ -93,6 +93,9 @@ def main() -> None:
                 "bf16 + channels_last": {"bf16": True, "channels_last": True},
                 "bf16 + channels_last + compile": {"bf16": True, "channels_last": True,
                                                    "compile": True}}
+    if a.smoke:  # Inductor compiles for minutes on a small CPU; tests/test_gpu_paths.py runs it
+        del variants["bf16 + channels_last + compile"]
+        print("smoke: the compile variant is skipped (tests/test_gpu_paths.py covers compile on CPU)")
     print(f"\n| {'batch':>5} | {'variant':<30} | {'median s':>8} | {'vs fp32':>7} | {'img/s':>7} | "
           f"{'TFLOP/s':>7} | {'MFU':>6} |")
     print(f"|{'-' * 7}|{'-' * 32}|{'-' * 10}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 8}|")

@@ -9,6 +9,7 @@ the paths on CPU (documented config values, docs/training.md).
 from __future__ import annotations
 
 import math
+import os
 
 import pytest
 import torch
@@ -113,3 +114,22 @@ def test_ddp_wrapping_and_compile(ds, tmp_path, fp32):
     for part in ("G", "D"):
         assert list(ckpt[part]) == list(fp32[1][part])  # the bare modules' keys
     assert all(torch.equal(ckpt["G"][k], r0["G"][k]) for k in r0["G"])
+
+
+def test_gpu_check_script_without_cuda_says_so_and_runs_the_cpu_smoke(tmp_path):
+    """bench/gpu_check.sh on a CPU-only machine: a clear message, the same path, exit 0."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHON": sys.executable, "TMPDIR": str(tmp_path)}
+    proc = subprocess.run(["bash", str(root / "bench" / "gpu_check.sh")], capture_output=True,
+                          text=True, timeout=900, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "no CUDA device here" in out and "gpu_check: done" in out
+    rows = [line for line in out.splitlines() if line.startswith("|") and "fp32" in line]
+    assert len(rows) == 2 and all("1.00x" in r for r in rows)  # fp32 is the baseline per batch
+    assert "| bf16 + channels_last " in out and "compile variant is skipped" in out
+    assert "metrics: device cpu," in out

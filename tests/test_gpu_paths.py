@@ -92,11 +92,13 @@ def test_channels_last(ds, tmp_path, fp32):
     assert w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous()
 
 
+@pytest.mark.timeout(1200)  # Inductor compiles G and D for minutes on a small CPU
 def test_compile(ds, tmp_path, fp32):
     steps, _, _ = run_and_resume(ds, tmp_path / "run", {"compile": True})
     close_to_fp32(steps, fp32[0], rtol=1e-2)
 
 
+@pytest.mark.timeout(1800)  # two processes compiling, twice (run + resume)
 def test_ddp_wrapping_and_compile(ds, tmp_path, fp32):
     """Two gloo processes, each compiling its DDP-wrapped G and D; then a resumed epoch."""
     run, out = tmp_path / "run", tmp_path / "out"

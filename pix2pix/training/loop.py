@@ -259,6 +259,51 @@ def _start_or_resume(
     return None
 
 
+@dataclass
+class _Data:
+    fingerprint: str
+    train_ds: PairDataset
+    val_ds: PairDataset
+    preview: list[tuple[torch.Tensor, torch.Tensor]]
+    sampler: EpochSampler
+    loader: DataLoader
+    workers: int
+    steps_per_epoch: int
+
+
+def _make_data(cfg: TrainConfig, dataset_dir: Path, ctx: distributed.DistContext,
+               device: torch.device) -> _Data:
+    """The splits, the preview pairs and this rank's loader; the fingerprint for checkpoints."""
+    fingerprint = dataset_fingerprint(dataset_dir)
+    train_ds = PairDataset(dataset_dir, "train", direction=cfg.direction, load_size=cfg.load_size,
+                           crop_size=cfg.size, flip=cfg.flip, train=True, seed=cfg.seed,
+                           in_memory_mb=cfg.in_memory_mb)
+    if len(train_ds) == 0:
+        raise DatasetError(f"{dataset_dir / 'manifest.jsonl'}: no pairs in the 'train' split")
+    val_ds = PairDataset(dataset_dir, "val", direction=cfg.direction, crop_size=cfg.size,
+                         load_size=cfg.size, train=False)
+    preview_ds = val_ds if len(val_ds) else PairDataset(
+        dataset_dir, "train", direction=cfg.direction, crop_size=cfg.size, load_size=cfg.size,
+        train=False)
+    preview = [preview_ds[i] for i in range(min(cfg.num_samples, len(preview_ds)))]
+    sampler = EpochSampler(len(train_ds), seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size)
+    # A dataset held in memory is served by this process (jitter alone is ~1 ms a pair; workers
+    # would each get a copy). From disk, workers start from a fresh process ("forkserver"):
+    # forking a process whose OpenCV/OpenMP thread pools are running can deadlock the child.
+    workers = 0 if train_ds.in_memory else cfg.num_workers
+    loader = DataLoader(
+        train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
+        collate_fn=collate_pairs, persistent_workers=workers > 0,
+        # No worker outlives this process, even after kill -9 (see worker_process_context).
+        worker_init_fn=functools.partial(seed_worker, trainer_pid=os.getpid()),
+        multiprocessing_context=worker_process_context() if workers > 0 else None,
+        # Its own generator: the loader must not draw from the global RNG (dropout's).
+        generator=torch.Generator().manual_seed(cfg.seed), pin_memory=device.type == "cuda",
+    )
+    steps_per_epoch = math.ceil(sampler.per_rank / cfg.batch_size)
+    return _Data(fingerprint, train_ds, val_ds, preview, sampler, loader, workers, steps_per_epoch)
+
+
 def train(
     config: TrainConfig,
     dataset_dir: str | Path,
@@ -290,33 +335,9 @@ def train(
     log = (lambda msg: print(f"[train] {msg}", flush=True)) if main else (lambda msg: None)
 
     # ---- data: the manifest decides the splits; the fingerprint goes into every checkpoint
-    fingerprint = dataset_fingerprint(dataset_dir)
-    train_ds = PairDataset(dataset_dir, "train", direction=cfg.direction, load_size=cfg.load_size,
-                           crop_size=cfg.size, flip=cfg.flip, train=True, seed=cfg.seed,
-                           in_memory_mb=cfg.in_memory_mb)
-    if len(train_ds) == 0:
-        raise DatasetError(f"{dataset_dir / 'manifest.jsonl'}: no pairs in the 'train' split")
-    val_ds = PairDataset(dataset_dir, "val", direction=cfg.direction, crop_size=cfg.size,
-                         load_size=cfg.size, train=False)
-    preview_ds = val_ds if len(val_ds) else PairDataset(
-        dataset_dir, "train", direction=cfg.direction, crop_size=cfg.size, load_size=cfg.size,
-        train=False)
-    preview = [preview_ds[i] for i in range(min(cfg.num_samples, len(preview_ds)))]
-    sampler = EpochSampler(len(train_ds), seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size)
-    # A dataset held in memory is served by this process (jitter alone is ~1 ms a pair; workers
-    # would each get a copy). From disk, workers start from a fresh process ("forkserver"):
-    # forking a process whose OpenCV/OpenMP thread pools are running can deadlock the child.
-    workers = 0 if train_ds.in_memory else cfg.num_workers
-    loader = DataLoader(
-        train_ds, batch_size=cfg.batch_size, sampler=sampler, num_workers=workers,
-        collate_fn=collate_pairs, persistent_workers=workers > 0,
-        # No worker outlives this process, even after kill -9 (see worker_process_context).
-        worker_init_fn=functools.partial(seed_worker, trainer_pid=os.getpid()),
-        multiprocessing_context=worker_process_context() if workers > 0 else None,
-        # Its own generator: the loader must not draw from the global RNG (dropout's).
-        generator=torch.Generator().manual_seed(cfg.seed), pin_memory=device.type == "cuda",
-    )
-    steps_per_epoch = math.ceil(sampler.per_rank / cfg.batch_size)
+    data = _make_data(cfg, dataset_dir, ctx, device)
+    fingerprint, train_ds, val_ds, preview = data.fingerprint, data.train_ds, data.val_ds, data.preview
+    sampler, loader, workers, steps_per_epoch = data.sampler, data.loader, data.workers, data.steps_per_epoch
 
     # ---- models and optimisers: build, init, move (then maybe restore from a checkpoint)
     G, D = build_models(cfg)

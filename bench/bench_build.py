@@ -25,9 +25,9 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pix2pix.build import build_dataset  # noqa: E402
-from pix2pix.config import BuildConfig  # noqa: E402
-from pix2pix.samples import write_samples  # noqa: E402
+from pix2pix.prepare.build import build_dataset  # noqa: E402
+from pix2pix.prepare.config import BuildConfig  # noqa: E402
+from pix2pix.prepare.samples import write_samples  # noqa: E402
 
 
 def make_inputs(dest: Path, n: int, width: int, height: int) -> list[Path]:

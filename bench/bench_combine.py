@@ -38,9 +38,9 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pix2pix.build import build_dataset  # noqa: E402
-from pix2pix.config import BuildConfig  # noqa: E402
-from pix2pix.samples import write_samples  # noqa: E402
+from pix2pix.prepare.build import build_dataset  # noqa: E402
+from pix2pix.prepare.config import BuildConfig  # noqa: E402
+from pix2pix.prepare.samples import write_samples  # noqa: E402
 
 
 def make_pairs(root: Path, n: int) -> Path:
@@ -107,7 +107,7 @@ def ours(pairs: Path, out: Path, workers: int, n: int) -> float:
 def cpu_per_pair(pairs: Path, work: Path, n: int = 200) -> dict[str, float]:
     """CPU milliseconds per pair in this one process (no pool): the per-pair cost of each method,
     less sensitive than wall time to other load on a shared machine."""
-    from pix2pix.build import _cleanup, plan_build, process_item
+    from pix2pix.prepare.build import _cleanup, plan_build, process_item
 
     cv2.setNumThreads(1)
     names = sorted(os.listdir(pairs / "A"))[:n]

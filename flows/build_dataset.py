@@ -9,7 +9,7 @@
 Without a server this starts Prefect's temporary one (set PREFECT_API_URL to use yours) and
 exits non-zero when the flow fails. Served as deployments by ``python -m flows.serve``.
 
-Each task is a thin wrapper over one ``pix2pix`` function (see ``pix2pix/build.py``). The pairs
+Each task is a thin wrapper over one ``pix2pix`` function (see ``pix2pix/prepare/build.py``). The pairs
 are made by a subflow, ``build-pairs``, whose task runner is picked per run: threads (``workers``
 of them), an existing Dask cluster (``dask_address``) or a local one (``use_dask_local``). The
 subflow receives only the config, never the item list, so run parameters stay small in the API.
@@ -39,12 +39,12 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
-from flows.sources import ResolvedSource, resolve_source
 from pix2pix.atomic import release
-from pix2pix.build import BuildPlan, BuildSummary, finalize_build, plan_build, process_items
-from pix2pix.config import BuildConfig
 from pix2pix.errors import ConfigError
-from pix2pix.sources import Item
+from pix2pix.prepare.build import BuildPlan, BuildSummary, finalize_build, plan_build, process_items
+from pix2pix.prepare.config import BuildConfig
+from pix2pix.prepare.resolve import ResolvedSource, resolve_source
+from pix2pix.prepare.scan import Item
 
 # A local Dask cluster bound to loopback, one single-threaded process per core of a small machine.
 LOCAL_DASK_CLUSTER = {"n_workers": 2, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",

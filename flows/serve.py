@@ -19,7 +19,7 @@ from typing import Any
 from prefect.deployments.runner import EntrypointType
 
 from flows.build_dataset import build_dataset_flow
-from pix2pix.datasets_catalog import NAMED_DATASETS
+from pix2pix.prepare.catalog import NAMED_DATASETS
 
 
 def build_deployments() -> list[Any]:
@@ -52,7 +52,10 @@ def train_deployments() -> list[Any]:
 
 
 def serve_all(*, limit: int | None = None, include_train: bool = True) -> int:
-    """Serve every deployment until interrupted; 2 when no Prefect server is configured."""
+    """Serve every deployment until interrupted; 2 when no Prefect server is configured or `limit` < 1."""
+    if limit is not None and limit < 1:
+        print(f"error: --limit: expected 1 or more runs, got {limit}", file=sys.stderr)
+        return 2
     from prefect import serve
     from prefect.settings import PREFECT_API_URL
 
@@ -68,15 +71,15 @@ def serve_all(*, limit: int | None = None, include_train: bool = True) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m flows.serve [--limit N] [--no-train]`."""
+    """`python -m flows.serve [--limit N] [--no-train]` (the same as `pix2pix serve`)."""
     import argparse
-
-    from pix2pix.serve_cli import add_serve_arguments, run_serve
 
     p = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_serve_arguments(p)
-    return run_serve(p.parse_args(argv))
+    p.add_argument("--limit", type=int, default=None, metavar="N", help="at most N runs at a time")
+    p.add_argument("--no-train", action="store_true", help="do not serve train/default")
+    args = p.parse_args(argv)
+    return serve_all(limit=args.limit, include_train=not args.no_train)
 
 
 if __name__ == "__main__":

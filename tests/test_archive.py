@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from imgutil import noise, rejected, save
 
-from pix2pix import archive as archive_mod
-from pix2pix.archive import extract_archive, max_image_bytes
-from pix2pix.build import build_dataset
-from pix2pix.config import BuildConfig
 from pix2pix.errors import SourceError, UnsafeArchiveError
+from pix2pix.prepare import archive as archive_mod
+from pix2pix.prepare.archive import extract_archive, max_image_bytes
+from pix2pix.prepare.build import build_dataset
+from pix2pix.prepare.config import BuildConfig
 
 
 def _tar(path: Path, entries: list[tarfile.TarInfo], payload: bytes = b"data") -> Path:

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from imgutil import manifest, noise, read, rejected, save, tree_hashes
 
-from pix2pix.build import build_dataset, split_for
-from pix2pix.config import BuildConfig
 from pix2pix.errors import ConfigError, NothingUsableError, OutputExistsError, SourceError
-from pix2pix.inspect import inspect_dataset
+from pix2pix.prepare.build import build_dataset, split_for
+from pix2pix.prepare.config import BuildConfig
+from pix2pix.prepare.verify import inspect_dataset
 
 
 def cfg(src: Path, out: Path, **kw) -> BuildConfig:
@@ -224,7 +224,7 @@ def test_edges_are_black_lines_on_white(tmp_path: Path, photos) -> None:
 
 
 def test_edge_small_components_removed() -> None:
-    from pix2pix import ops
+    from pix2pix.prepare import ops
 
     img = np.full((64, 64, 3), 128, np.uint8)
     img[10:50, 10:50] = 250  # a big square: long edges

@@ -12,9 +12,9 @@ import skimage.data
 from imgutil import manifest, noise, rejected, save, tree_hashes
 from PIL import Image
 
-from pix2pix.build import build_dataset, split_for
 from pix2pix.cli import main
-from pix2pix.config import BuildConfig
+from pix2pix.prepare.build import build_dataset, split_for
+from pix2pix.prepare.config import BuildConfig
 
 
 def cfg(src: Path, out: Path, **kw) -> BuildConfig:
@@ -122,7 +122,7 @@ def test_one_photo_at_several_resolutions_lands_in_one_split(tmp_path: Path, pho
     assert meta["near_duplicates"]["images_moved"] == group["moved"] == summary.near_duplicates_moved
     assert meta["near_duplicates"]["groups_across_splits"] == 0
     assert sum(meta["counts"].values()) == 15 and meta["counts"] == summary.counts
-    from pix2pix.inspect import inspect_dataset
+    from pix2pix.prepare.verify import inspect_dataset
 
     assert inspect_dataset(out).ok
 
@@ -168,7 +168,7 @@ def test_near_duplicate_report_is_bounded_on_look_alike_crowds(tmp_path: Path) -
 def test_near_duplicate_candidates_are_linear_in_the_crowd() -> None:
     """4,000 identical-hash records: the candidate count is bounded per image (here by counting the
     comparisons the grouping makes through its thumbnails)."""
-    from pix2pix import build
+    from pix2pix.prepare import build
 
     n = 4000
     thumb = np.full(192, 128, np.uint8)
@@ -211,8 +211,8 @@ def test_rebuilding_a_built_dataset_copies_its_images_byte_for_byte(tmp_path: Pa
 def test_fast_jpeg_decode_gives_pillows_pixels_and_leaves_odd_files_to_the_guarded_loader(photos) -> None:
     import io
 
-    from pix2pix.build import _decode_plain_jpeg
     from pix2pix.imageio import load_rgb
+    from pix2pix.prepare.build import _decode_plain_jpeg
 
     c = BuildConfig(source="s", out="o")
     for name in ("astronaut", "coffee"):
@@ -251,7 +251,7 @@ def test_workers_start_cleanly_after_the_parent_used_opencv_threads(tmp_path: Pa
     code = (
         "import sys, cv2, numpy as np\n"
         "cv2.resize(np.zeros((3000, 3000, 3), np.uint8), (1000, 1000), interpolation=cv2.INTER_LINEAR)\n"
-        "from pix2pix.build import build_dataset\nfrom pix2pix.config import BuildConfig\n"
+        "from pix2pix.prepare.build import build_dataset\nfrom pix2pix.prepare.config import BuildConfig\n"
         f"s = build_dataset(BuildConfig(source={str(src)!r}, out={str(tmp_path / 'out')!r}, size=32, workers=2,"
         " progress=False))\nprint(s.total)\n"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from pix2pix.config import BuildConfig
+from pix2pix.prepare.config import BuildConfig
 from pix2pix.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,7 @@ def test_dvc_stages_declare_their_own_params_and_spell_paths_once() -> None:
 
 def test_library_imports_neither_prefect_nor_dvc() -> None:
     code = (
-        "import sys, pix2pix.build, pix2pix.inspect, pix2pix.download, pix2pix.datasets_catalog, "
+        "import sys, pix2pix.prepare.build, pix2pix.prepare.verify, pix2pix.prepare.download, pix2pix.prepare.catalog, "
         "pix2pix.models, pix2pix.training, pix2pix.cli, pix2pix.params; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('prefect', 'dvc', 'dvclive')))"
     )
@@ -54,3 +55,99 @@ def test_library_imports_neither_prefect_nor_dvc() -> None:
         for line in path.read_text().splitlines():
             if line.startswith(("import ", "from ")):  # module level only; adapters import lazily
                 assert not re.match(r"(from|import) (prefect|dvc|dvclive|flows)\b", line), f"{path}: {line}"
+
+
+
+PACKAGES = ("pix2pix", "flows")
+ADAPTERS = ("flows", "pix2pix.cli")  # thin layers over the library; the library never imports them
+FORBIDDEN_IN_LIBRARY = ("prefect", "dvc", "dvclive", "prefect_dask", "dask", *ADAPTERS)
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module `path` imports, at any depth of the file (function-level imports too)."""
+    me = _module_name(path)
+    package = me if path.name == "__init__.py" else me.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                head = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(head + ([node.module] if node.module else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _is_under(module: str, prefixes: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in prefixes)
+
+
+def _project_graph() -> dict[str, set[str]]:
+    files = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        deps = set()
+        for imp in _imports(path):
+            while imp and imp not in files:
+                imp = imp.rpartition(".")[0]
+            if imp and imp != name and not (name.startswith(imp + ".") and files[imp].name == "__init__.py"):
+                deps.add(imp)  # a module importing its own package's face is not an edge back
+        graph[name] = deps
+    return graph
+
+
+def test_library_never_imports_an_adapter_or_prefect_or_dvc_at_any_depth() -> None:
+    for path in (ROOT / "pix2pix").rglob("*.py"):
+        name = _module_name(path)
+        if _is_under(name, ADAPTERS):
+            continue
+        bad = sorted(m for m in _imports(path) if _is_under(m, FORBIDDEN_IN_LIBRARY))
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}: the library must not import adapters"
+
+
+def test_flows_never_import_the_cli() -> None:
+    for path in (ROOT / "flows").rglob("*.py"):
+        bad = sorted(m for m in _imports(path) if _is_under(m, ("pix2pix.cli",)))
+        assert not bad, f"{path.relative_to(ROOT)} imports {bad}: dependencies run cli -> flows -> library"
+
+
+def test_no_import_cycles() -> None:
+    graph = _project_graph()
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                cycles.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    assert not cycles, f"import cycles: {cycles}"

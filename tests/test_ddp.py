@@ -65,11 +65,11 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
 
 
 def test_torchrun_cli(tmp_path):
-    """The documented command: torchrun ... -m pix2pix.train_cli DATASET RUN_DIR."""
+    """The documented command: torchrun ... -m pix2pix.cli.train DATASET RUN_DIR."""
     ds = make_dataset(tmp_path / "ds", n_train=4, n_val=1, size=128)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
            "--master_addr=127.0.0.1", f"--master_port={free_port()}",
-           "-m", "pix2pix.train_cli", str(ds), str(tmp_path / "run"),
+           "-m", "pix2pix.cli.train", str(ds), str(tmp_path / "run"),
            "--generator", "unet_128", "--size", "128", "--ngf", "4", "--ndf", "4",
            "--epochs", "1", "--epochs-decay", "0", "--workers", "0", "--no-progress",
            "--no-dvclive"]

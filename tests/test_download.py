@@ -13,7 +13,7 @@ import pytest
 from httpfault import FaultServer, Reset, Serve, Stall, Status, Trickle, Truncate
 from PIL import Image
 
-from pix2pix.datasets_catalog import (
+from pix2pix.prepare.catalog import (
     BASE_URL_ENV,
     DEFAULT_BASE_URL,
     NAMED_DATASETS,
@@ -21,7 +21,7 @@ from pix2pix.datasets_catalog import (
     dataset_url,
     get_dataset,
 )
-from pix2pix.download import (
+from pix2pix.prepare.download import (
     ChecksumError,
     DownloadError,
     LicenceNotAcceptedError,
@@ -29,7 +29,7 @@ from pix2pix.download import (
     download_file,
     download_named_dataset,
 )
-from pix2pix.urllist import UrlItem, UrlListError, download_url_list, read_url_list
+from pix2pix.prepare.urllist import UrlItem, UrlListError, download_url_list, read_url_list
 
 BODY = random.Random(0).randbytes(300_000)
 BODY_SHA = hashlib.sha256(BODY).hexdigest()
@@ -450,8 +450,8 @@ def test_extensionless_image_urls_are_named_by_their_bytes(server, tmp_path):
 
 
 def test_image_magic_knows_every_suffix_the_builder_reads():
-    from pix2pix.download import IMAGE_EXTENSIONS, image_extension
-    from pix2pix.sources import IMAGE_SUFFIXES
+    from pix2pix.prepare.download import IMAGE_EXTENSIONS, image_extension
+    from pix2pix.prepare.scan import IMAGE_SUFFIXES
 
     assert set(IMAGE_SUFFIXES) <= set(IMAGE_EXTENSIONS)
     for fmt, ext in [("JPEG", ".jpg"), ("PNG", ".png"), ("GIF", ".gif"), ("BMP", ".bmp"), ("TIFF", ".tif"),

@@ -18,8 +18,9 @@ import pytest
 from dsfactory import make_dataset
 from PIL import Image
 
+from pix2pix.cli.evaluate import main as cli_main
 from pix2pix.errors import ConfigError, OutputExistsError
-from pix2pix.evaluate import (
+from pix2pix.evaluation.evaluate import (
     PSNR_CAP,
     EmptySplitError,
     EvalConfig,
@@ -29,7 +30,6 @@ from pix2pix.evaluate import (
     lab_histogram,
     pair_metrics,
 )
-from pix2pix.evaluate_cli import main as cli_main
 from pix2pix.training import TrainConfig, train
 
 N_TEST = 4

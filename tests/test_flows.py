@@ -19,11 +19,11 @@ from PIL import Image
 from prefect_fixtures import prefect_harness  # noqa: F401 - session fixture, used by name below
 
 from flows import build_dataset as bd
-from flows.sources import ResolvedSource, fetch_url_list, resolve_source
-from pix2pix.build import build_dataset
-from pix2pix.config import BuildConfig
-from pix2pix.download import DownloadError
 from pix2pix.errors import ConfigError, SourceError
+from pix2pix.prepare.build import build_dataset
+from pix2pix.prepare.config import BuildConfig
+from pix2pix.prepare.download import DownloadError
+from pix2pix.prepare.resolve import ResolvedSource, fetch_url_list, resolve_source
 
 harness = pytest.mark.usefixtures("prefect_harness")
 
@@ -290,8 +290,8 @@ def test_serve_defines_the_deployments_and_needs_a_server(capsys: pytest.Capture
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     from flows.serve import build_deployments, train_deployments
-    from pix2pix.datasets_catalog import NAMED_DATASETS
-    from pix2pix.serve_cli import run_serve
+    from pix2pix.cli.serve import run_serve
+    from pix2pix.prepare.catalog import NAMED_DATASETS
 
     deps = {d.name: d for d in build_deployments()}
     assert set(deps) == {"default", *NAMED_DATASETS}

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from prefect_fixtures import PREFECT, PrefectServer, start_process, stop_process
 
-from pix2pix.samples import write_samples
+from pix2pix.prepare.samples import write_samples
 
 pytestmark = pytest.mark.slow
 

@@ -21,7 +21,6 @@ from prefect_fixtures import prefect_harness  # noqa: F401 - session fixture, us
 
 from pix2pix.atomic import claim, lock, release
 from pix2pix.cli import main as cli_main
-from pix2pix.config import BuildConfig
 from pix2pix.errors import (
     EXIT_FAILED,
     EXIT_IO,
@@ -31,6 +30,7 @@ from pix2pix.errors import (
     UnsafePathError,
 )
 from pix2pix.paths import check_disjoint, relation, safe_join
+from pix2pix.prepare.config import BuildConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 FOLDER = ["--source-type", "folder"]  # noise photos: tell detection they are single photos
@@ -247,7 +247,7 @@ def test_two_builds_into_one_out_never_mix(tmp_path: Path) -> None:
 
 def test_disk_full_is_one_line_naming_the_file(tmp_path: Path, monkeypatch, capsys) -> None:
     """ENOSPC (simulated: the one fault a test cannot cause on this disk) while writing."""
-    import pix2pix.build as build
+    import pix2pix.prepare.build as build
 
     src = photos(tmp_path / "src", 3)
     full = tmp_path / ".out.partial" / "manifest.jsonl"

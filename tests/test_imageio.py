@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from pix2pix.build import build_dataset
-from pix2pix.config import BuildConfig
 from pix2pix.errors import ImageRejected, NothingUsableError
 from pix2pix.imageio import load_rgb
+from pix2pix.prepare.build import build_dataset
+from pix2pix.prepare.config import BuildConfig
 
 RED, GREEN, BLUE, WHITE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
 

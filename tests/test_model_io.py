@@ -17,7 +17,7 @@ import torch
 from dsfactory import make_dataset
 
 from pix2pix.errors import ConfigError
-from pix2pix.evaluate import EvalConfig, evaluate
+from pix2pix.evaluation.evaluate import EvalConfig, evaluate
 from pix2pix.models import build_generator, init_weights
 from pix2pix.models.io import (
     GeneratorSpec,

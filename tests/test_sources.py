@@ -17,10 +17,10 @@ import pytest
 from imgutil import manifest, noise, rejected, save
 from PIL import Image
 
-from pix2pix.build import build_dataset
-from pix2pix.config import BuildConfig
 from pix2pix.errors import SourceError
-from pix2pix.inspect import inspect_dataset
+from pix2pix.prepare.build import build_dataset
+from pix2pix.prepare.config import BuildConfig
+from pix2pix.prepare.verify import inspect_dataset
 
 
 def cfg(src: Path, out: Path, **kw) -> BuildConfig:
@@ -249,7 +249,7 @@ def test_own_dataset_as_source_keeps_splits_and_skips_its_bookkeeping(tmp_path: 
 
 def _pair(photo: np.ndarray, w: int, h: int) -> np.ndarray:
     """A real A|B pair: edges of the photo | the photo, each w×h."""
-    from pix2pix import ops
+    from pix2pix.prepare import ops
 
     b = np.asarray(Image.fromarray(photo).resize((w, h), Image.Resampling.LANCZOS))
     return np.concatenate([ops.make_edges(b), b], axis=1)

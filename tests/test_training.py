@@ -435,7 +435,7 @@ def test_absurd_lr_is_caught(ds, tmp_path):
 def cli(argv: list[str]) -> int:
     import argparse
 
-    from pix2pix.train_cli import add_train_parser, run_train
+    from pix2pix.cli.train import add_train_parser, run_train
 
     parser = argparse.ArgumentParser(prog="pix2pix")
     add_train_parser(parser.add_subparsers(dest="command"))

@@ -124,7 +124,7 @@ def collect_inputs(inputs: Sequence[str | Path], *, exclude: Sequence[Path] = ()
     (``a.jpg`` and ``a.png``) are renamed ``a-jpg.png`` / ``a-png.png``; if a clash remains, the
     later input is rejected. A file given twice is translated once.
     """
-    from pix2pix.sources import IMAGE_SUFFIXES, list_files
+    from pix2pix.prepare.scan import IMAGE_SUFFIXES, list_files
 
     excluded = [p.resolve() for p in exclude]
     found: list[tuple[Path, PurePosixPath]] = []
@@ -425,7 +425,7 @@ def _translate(model_path: str | Path, inputs: Sequence[str | Path], out: Path, 
                progress: bool, netG: str | None, norm: str | None) -> TranslateResult:
     import torch
 
-    from pix2pix.evaluate import _device
+    from pix2pix.evaluation.evaluate import _device
     from pix2pix.models.io import load_generator_file
 
     staging = sibling(out, "tmp")

@@ -1,6 +1,6 @@
 """Multi-process training through ``torchrun`` (DistributedDataParallel).
 
-``torchrun --nproc_per_node=N -m pix2pix.train_cli DATASET RUN_DIR`` sets RANK, WORLD_SIZE,
+``torchrun --nproc_per_node=N -m pix2pix.cli.train DATASET RUN_DIR`` sets RANK, WORLD_SIZE,
 LOCAL_RANK, MASTER_ADDR and MASTER_PORT; ``init_from_env`` reads them and joins the group
 (NCCL on CUDA, gloo on CPU). Without them it returns a single-process context and nothing
 here does anything. Batch size is per process; gradients are averaged across processes.

@@ -1,7 +1,7 @@
 """The dataset builder: any source in, an A|B dataset out (see docs/dataset-format.md).
 
-    from pix2pix.build import build_dataset
-    from pix2pix.config import BuildConfig
+    from pix2pix.prepare.build import build_dataset
+    from pix2pix.prepare.config import BuildConfig
     summary = build_dataset(BuildConfig(source="photos/", out="data/pairs", op="edges"))
 
 The build is a stream in three steps that the Prefect flow also calls one by one:
@@ -26,13 +26,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pix2pix import __version__, ops
-from pix2pix.archive import extract_archive, is_archive
+from pix2pix import __version__
 from pix2pix.atomic import claim, publish, release, sibling
-from pix2pix.config import SPLITS, BuildConfig
 from pix2pix.errors import ImageRejected, NothingUsableError, SourceError
 from pix2pix.imageio import jpeg_may_end_early, load_rgb, open_image
-from pix2pix.sources import Item, scan_source
+from pix2pix.prepare import ops
+from pix2pix.prepare.archive import extract_archive, is_archive
+from pix2pix.prepare.config import SPLITS, BuildConfig
+from pix2pix.prepare.scan import Item, scan_source
 
 FORMAT_NAME = "pix2pix-ab"
 FORMAT_VERSION = 1
@@ -448,7 +449,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     """
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["pix2pix.build"])
+        ctx.set_forkserver_preload(["pix2pix.prepare.build"])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -645,7 +646,7 @@ def finalize_build(
         "manifest_sha256": manifest_sha,
     }
     (staging / "dataset.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
-    from pix2pix.preview import write_preview
+    from pix2pix.prepare.preview import write_preview
 
     write_preview(staging, kept, staging / "preview.jpg", per_split=cfg.preview_per_split)
     publish(staging, out)

@@ -1,9 +1,9 @@
-"""``pix2pix evaluate``: argument parsing for ``pix2pix.evaluate.evaluate``.
+"""``pix2pix evaluate``: argument parsing for ``pix2pix.evaluation.evaluate.evaluate``.
 
     pix2pix evaluate runs/facades data/facades runs/facades/eval-test
     pix2pix evaluate runs/facades/generator.pt data/facades out/eval --eval-mode eval --max-images 50
 
-The lead's ``pix2pix/cli.py`` calls ``add_evaluate_parser(subparsers)`` and dispatches to
+The lead's ``pix2pix/cli/__init__.py`` calls ``add_evaluate_parser(subparsers)`` and dispatches to
 ``run_evaluate(args)``. Heavy imports (torch, skimage, matplotlib) happen inside
 ``run_evaluate`` so ``--help`` is instant.
 """
@@ -80,7 +80,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-    from pix2pix.evaluate import EvalConfig, evaluate
+    from pix2pix.evaluation.evaluate import EvalConfig, evaluate
 
     config = EvalConfig(split=args.split, eval_mode=args.eval_mode, batch_size=args.batch_size,
                         device=args.device, max_images=args.max_images, seed=args.seed,
@@ -97,7 +97,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pix2pix.evaluate_cli",
+        prog="python -m pix2pix.cli.evaluate",
         description="Evaluate a trained generator (stand-alone form of `pix2pix evaluate`).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

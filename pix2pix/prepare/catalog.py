@@ -1,6 +1,6 @@
 """The standard pix2pix datasets: where they live and what their A and B halves mean.
 
-    >>> from pix2pix.datasets_catalog import get_dataset, dataset_url
+    >>> from pix2pix.prepare.catalog import get_dataset, dataset_url
     >>> get_dataset("facades").natural_direction
     'BtoA'
     >>> dataset_url("maps", base_url="http://127.0.0.1:8000/d")

@@ -7,7 +7,7 @@
 
 A source is, in this order of precedence:
 - an existing local file or folder: used as is, except a `.txt`/`.csv` file, which is a URL list;
-- the name of a standard dataset (`pix2pix.datasets_catalog`): its archive is downloaded to
+- the name of a standard dataset (`pix2pix.prepare.catalog`): its archive is downloaded to
   `raw_dir/<name>.tar.gz` (a mirror via `base_url` or `$PIX2PIX_DATASETS_URL`);
 - an http(s) URL of a `.tar.gz`/`.tgz`/`.zip` archive: downloaded to `raw_dir/<cache_name(url)>`
   (the file name plus a hash of the whole URL: `/v1/data.zip` and `/v2/data.zip` never share);
@@ -28,11 +28,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from pix2pix.archive import ARCHIVE_SUFFIXES
-from pix2pix.datasets_catalog import NAMED_DATASETS
-from pix2pix.download import DownloadError, cache_name, download_file, download_named_dataset
 from pix2pix.errors import SourceError
-from pix2pix.urllist import download_url_list, read_url_list
+from pix2pix.prepare.archive import ARCHIVE_SUFFIXES
+from pix2pix.prepare.catalog import NAMED_DATASETS
+from pix2pix.prepare.download import DownloadError, cache_name, download_file, download_named_dataset
+from pix2pix.prepare.urllist import download_url_list, read_url_list
 
 URL_LIST_SUFFIXES = (".txt", ".csv")
 

@@ -3,7 +3,7 @@
     pix2pix translate runs/facades photos/ --out translated/
     pix2pix export runs/facades --onnx facades.onnx
 
-``pix2pix/cli.py`` calls ``add_inference_parsers(subparsers)``. Heavy imports (torch, onnx)
+``pix2pix/cli/__init__.py`` calls ``add_inference_parsers(subparsers)``. Heavy imports (torch, onnx)
 happen inside the ``run_*`` functions so ``--help`` is instant.
 """
 

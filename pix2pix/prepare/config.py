@@ -12,7 +12,7 @@ from typing import Any
 
 from pix2pix.errors import ConfigError
 from pix2pix.imageio import DEFAULT_MAX_PIXELS
-from pix2pix.ops import FIT_POLICIES, OPS
+from pix2pix.prepare.ops import FIT_POLICIES, OPS
 
 SOURCE_TYPES = ("auto", "folder", "paired", "ab", "archive")
 SPLITS = ("train", "val", "test")

@@ -1,6 +1,6 @@
 """Evaluate a trained generator on one split of an A|B dataset: images, metrics, plots, report.
 
-    from pix2pix.evaluate import EvalConfig, evaluate
+    from pix2pix.evaluation.evaluate import EvalConfig, evaluate
     result = evaluate("runs/facades/generator.pt", "data/facades", "runs/facades/eval-test",
                       EvalConfig(split="test", eval_mode="checkpoint"))
     print(result.metrics["PSNR"], result.metrics["hist_intersection"])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from pix2pix.config import SPLITS
+from pix2pix.prepare.config import SPLITS
 
 THUMB = 128  # height of one pair in the sheet; pairs are 2·THUMB wide
 LABEL_W = 56

@@ -9,7 +9,6 @@ Prefect is imported only inside `run_serve`, so the rest of the CLI starts witho
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 SERVE_EXAMPLES = """\
@@ -27,7 +26,7 @@ See docs/flows.md.
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
-    """The options of `pix2pix serve` (shared with `python -m flows.serve`)."""
+    """The options of `pix2pix serve` (`python -m flows.serve` takes the same)."""
     p.add_argument("--limit", type=int, default=None, metavar="N", help="at most N runs at a time (default: no limit)")
     p.add_argument("--no-train", action="store_true", help="do not serve train/default")
 
@@ -47,9 +46,6 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_serve(args: argparse.Namespace) -> int:
     """Serve until interrupted; returns the exit code (2 when no Prefect server is configured)."""
-    if args.limit is not None and args.limit < 1:
-        print(f"error: --limit: expected 1 or more runs, got {args.limit}", file=sys.stderr)
-        return 2
     from flows.serve import serve_all  # imports Prefect
 
     return serve_all(limit=args.limit, include_train=not args.no_train)

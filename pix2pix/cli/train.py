@@ -2,10 +2,10 @@
 
     pix2pix train data/facades runs/facades --direction BtoA
     pix2pix train data/demo runs/demo --preset small --resume
-    torchrun --nproc_per_node=2 -m pix2pix.train_cli data/facades runs/ddp
+    torchrun --nproc_per_node=2 -m pix2pix.cli.train data/facades runs/ddp
 
-The lead's ``pix2pix/cli.py`` calls ``add_train_parser(subparsers)`` and dispatches to
-``run_train(args)``; ``python -m pix2pix.train_cli`` runs the same parser stand-alone (that is
+The lead's ``pix2pix/cli/__init__.py`` calls ``add_train_parser(subparsers)`` and dispatches to
+``run_train(args)``; ``python -m pix2pix.cli.train`` runs the same parser stand-alone (that is
 what torchrun needs). Heavy imports happen inside ``run_train`` so ``--help`` is instant.
 """
 
@@ -28,7 +28,7 @@ examples:
   # fine-tune a published official generator (e.g. facades_label2photo.pth) on your data
   pix2pix train data/mine runs/ft --direction BtoA --init-generator facades_label2photo.pth --lr 0.0001
   # 2 processes (GPUs, or CPU with gloo); batch size is per process
-  torchrun --nproc_per_node=2 -m pix2pix.train_cli data/facades runs/ddp
+  torchrun --nproc_per_node=2 -m pix2pix.cli.train data/facades runs/ddp
 
 exit codes: 0 done, 1 failed (data, checkpoint), 2 bad config or RUN_DIR overlaps DATASET,
 3 loss became NaN/Inf (last good checkpoint kept), 4 checkpoint does not match this run (see
@@ -176,7 +176,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pix2pix.train_cli",
+        prog="python -m pix2pix.cli.train",
         description="Train pix2pix (stand-alone form of `pix2pix train`, e.g. for torchrun).",
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,

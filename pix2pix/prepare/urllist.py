@@ -1,11 +1,11 @@
 """Lists of image URLs: read a `.txt`/`.csv` list, download every image (or A/B pair) of it.
 
     >>> from pathlib import Path
-    >>> from pix2pix.urllist import read_url_list, download_url_list
+    >>> from pix2pix.prepare.urllist import read_url_list, download_url_list
     >>> items = read_url_list(Path("urls.csv"))                            # doctest: +SKIP
     >>> ok, failed = download_url_list(items, Path("data/raw/mine"))       # doctest: +SKIP
 
-Each file goes through `pix2pix.download.download_file` with `expect="image"` (resumed,
+Each file goes through `pix2pix.prepare.download.download_file` with `expect="image"` (resumed,
 retried, bounded in time, type-checked, cached); a failure is a record, never a stop.
 """
 
@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pix2pix.download import (
+from pix2pix.errors import Pix2PixError
+from pix2pix.prepare.download import (
     IMAGE_EXTENSIONS,
     DownloadError,
     DownloadResult,
@@ -29,7 +30,6 @@ from pix2pix.download import (
     sidecar_path,
     url_file_name,
 )
-from pix2pix.errors import Pix2PixError
 
 
 class UrlListError(Pix2PixError, ValueError):

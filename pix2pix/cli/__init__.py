@@ -113,10 +113,10 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from pix2pix.build import build_dataset
-    from pix2pix.config import BuildConfig
     from pix2pix.errors import ConfigError
     from pix2pix.params import read_section
+    from pix2pix.prepare.build import build_dataset
+    from pix2pix.prepare.config import BuildConfig
 
     values = read_section(args.params, args.params_section) if args.params else {}
     values.update({k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")})
@@ -144,7 +144,7 @@ def _add_inspect(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_inspect(args: argparse.Namespace) -> int:
-    from pix2pix.inspect import inspect_dataset
+    from pix2pix.prepare.verify import inspect_dataset
 
     report = inspect_dataset(args.dataset)
     print(report.describe())
@@ -164,7 +164,7 @@ def _add_samples(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_samples(args: argparse.Namespace) -> int:
-    from pix2pix.samples import write_samples
+    from pix2pix.prepare.samples import write_samples
 
     paths = write_samples(args.dest)
     print(f"{len(paths)} demo photos in {args.dest}")
@@ -184,14 +184,14 @@ def make_parser() -> argparse.ArgumentParser:
     _add_build(sub)
     _add_inspect(sub)
     _add_samples(sub)
-    from pix2pix.evaluate_cli import add_evaluate_parser, run_evaluate  # no torch import until it runs
-    from pix2pix.serve_cli import add_serve_parser, run_serve  # no Prefect import until it runs
-    from pix2pix.train_cli import add_train_parser, run_train
+    from pix2pix.cli.evaluate import add_evaluate_parser, run_evaluate  # no torch import until it runs
+    from pix2pix.cli.serve import add_serve_parser, run_serve  # no Prefect import until it runs
+    from pix2pix.cli.train import add_train_parser, run_train
 
     add_train_parser(sub).set_defaults(func=run_train)
     add_evaluate_parser(sub).set_defaults(func=run_evaluate)
     add_serve_parser(sub).set_defaults(func=run_serve)
-    from pix2pix.inference_cli import add_inference_parsers  # translate, export
+    from pix2pix.cli.translate import add_inference_parsers  # translate, export
 
     add_inference_parsers(sub)
     return parser

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2pix.config import SPLITS
 from pix2pix.errors import ImageRejected, SourceError
 from pix2pix.imageio import DEFAULT_MAX_PIXELS, load_rgb, open_image
+from pix2pix.prepare.config import SPLITS
 
 IMAGE_SUFFIXES = (
     ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".jfif",

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from pix2pix.config import SPLITS
-from pix2pix.sources import IMAGE_SUFFIXES
+from pix2pix.prepare.config import SPLITS
+from pix2pix.prepare.scan import IMAGE_SUFFIXES
 
 
 @dataclass

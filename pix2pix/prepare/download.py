@@ -1,7 +1,7 @@
 """Robust HTTP downloads: resumable, retried, bounded in time, type-checked, verified, cached.
 
     >>> from pathlib import Path
-    >>> from pix2pix.download import download_named_dataset, download_file
+    >>> from pix2pix.prepare.download import download_named_dataset, download_file
     >>> res = download_named_dataset("facades", Path("data/raw"))        # doctest: +SKIP
     >>> res.path, res.sha256, res.cached                                   # doctest: +SKIP
     (PosixPath('data/raw/facades.tar.gz'), '…', False)
@@ -27,7 +27,7 @@ Contract of every download into `dest_dir/<name>`:
   (`cached=True`). `cache_name(url)` keys a cache file on the whole URL.
 
 One process per destination file: two processes resuming the same `.part` would interleave.
-Lists of image URLs: `pix2pix.urllist`. Nothing here imports Prefect or DVC; flows wrap these
+Lists of image URLs: `pix2pix.prepare.urllist`. Nothing here imports Prefect or DVC; flows wrap these
 functions.
 """
 
@@ -50,9 +50,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pix2pix.archive import ARCHIVE_SUFFIXES
-from pix2pix.datasets_catalog import get_dataset
 from pix2pix.errors import Pix2PixError
+from pix2pix.prepare.archive import ARCHIVE_SUFFIXES
+from pix2pix.prepare.catalog import get_dataset
 
 CHUNK_BYTES = 1 << 16
 MAX_BACKOFF_SECONDS = 60.0
@@ -61,7 +61,7 @@ USER_AGENT = "pix2pix-pipeline (+urllib)"
 DEFAULT_MIN_RATE = 1024
 # 408/429 are client-side codes but mean "try again later", not "your request is wrong".
 _TRANSIENT_4XX = frozenset({408, 429})
-# First bytes of the image formats the builder reads (pix2pix.sources.IMAGE_SUFFIXES).
+# First bytes of the image formats the builder reads (pix2pix.prepare.scan.IMAGE_SUFFIXES).
 _IMAGE_MAGIC = (
     (b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"GIF87a", ".gif"), (b"GIF89a", ".gif"),
     (b"II*\x00", ".tif"), (b"MM\x00*", ".tif"), (b"P6", ".ppm"), (b"P3", ".ppm"), (b"P5", ".pgm"), (b"P2", ".pgm"),
@@ -595,10 +595,10 @@ def download_named_dataset(
     sha256: str | None = None,
     **options: Any,
 ) -> DownloadResult:
-    """Download the archive of a standard dataset (see `pix2pix.datasets_catalog`).
+    """Download the archive of a standard dataset (see `pix2pix.prepare.catalog`).
 
     The archive lands in `cache_dir/<name>.tar.gz`; it is not extracted (use
-    `pix2pix.archive.extract_archive`). `base_url` overrides `$PIX2PIX_DATASETS_URL` and the
+    `pix2pix.prepare.archive.extract_archive`). `base_url` overrides `$PIX2PIX_DATASETS_URL` and the
     default host. `sha256` overrides the catalog's (usually unknown) checksum. Datasets with
     their own licence (cityscapes) need `accept_licence=True`. `options` go to `download_file`
     (`retries`, `backoff`, `timeout`, `min_rate`, `deadline`, `progress`). Raises

@@ -1,0 +1,1 @@
+"""Evaluation: a split through a trained generator, metrics, the HTML report."""

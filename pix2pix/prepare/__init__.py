@@ -1,0 +1,1 @@
+"""Data preparation: sources, downloads, archives, per-image ops, the builder, verification."""

@@ -86,16 +86,26 @@ def release(out: str | Path) -> None:
 
 
 def claim(out: str | Path, *, inputs: Mapping[str, str | Path | None], overwrite: bool,
-          allow_inside: Collection[str] = ()) -> None:
+          marker: str, allow_inside: Collection[str] = ()) -> None:
     """Check that `out` may be written, then lock it (see the module docstring).
 
+    ``overwrite`` replaces only an earlier output of the same command, recognised by its
+    ``marker`` file (``dataset.json``, ``metrics.json``, ``translate.jsonl``): a typo in OUT, or a
+    flow parameter, must never become a way to delete a folder of the user's.
+
     Raises ``OutputOverlapError`` (out is/contains/lies inside an input), ``OutputExistsError``
-    (not empty and not ``overwrite``) or ``OutputLockedError`` (another run writes it).
+    (not empty and not ``overwrite``, or not an earlier output) or ``OutputLockedError``
+    (another run writes it).
     """
     out = Path(out)
     check_disjoint(out, inputs, allow_inside=allow_inside)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise OutputExistsError(f"{out} already exists and is not empty; pass --overwrite to replace it")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        if not overwrite:
+            raise OutputExistsError(f"{out} already exists and is not empty; pass --overwrite to replace it")
+        if not (out / marker).is_file():
+            raise OutputExistsError(
+                f"{out} is not an earlier output of this command (no {marker} in it), so --overwrite "
+                f"will not delete it; choose another output folder or remove it yourself")
     lock(out)
 
 

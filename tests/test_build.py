@@ -336,6 +336,10 @@ def test_existing_output_refused_unless_overwrite(folder: Path, tmp_path: Path) 
     with pytest.raises(OutputExistsError, match="--overwrite"):
         build_dataset(cfg(folder, out))
     assert (out / "precious.txt").read_text() == "keep me"
+    with pytest.raises(OutputExistsError, match="not an earlier output"):  # not ours: never deleted
+        build_dataset(cfg(folder, out, overwrite=True))
+    assert (out / "precious.txt").read_text() == "keep me"
+    (out / "dataset.json").write_text("{}")  # an earlier build's folder is replaced whole
     build_dataset(cfg(folder, out, overwrite=True))
     assert not (out / "precious.txt").exists() and len(manifest(out)) == 7
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []

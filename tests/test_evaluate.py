@@ -197,6 +197,10 @@ def test_refuses_non_empty_out_dir_unless_overwrite(run_dir, ds, tmp_path):
     with pytest.raises(OutputExistsError, match=str(out)):
         evaluate(run_dir, ds, out, EvalConfig(max_images=1, **FAST))
     assert (out / "keep.txt").read_text() == "mine"
+    with pytest.raises(OutputExistsError, match="not an earlier output"):
+        evaluate(run_dir, ds, out, EvalConfig(max_images=1, **FAST), overwrite=True)
+    assert (out / "keep.txt").read_text() == "mine"
+    (out / "metrics.json").write_text("{}")  # an earlier report is replaced whole
     r = evaluate(run_dir, ds, out, EvalConfig(max_images=1, **FAST), overwrite=True)
     assert r.count == 1 and not (out / "keep.txt").exists()
     assert len(list((out / "images").iterdir())) == 1

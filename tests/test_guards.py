@@ -197,7 +197,7 @@ def test_lock_is_exclusive_names_the_holder_and_is_released(tmp_path: Path) -> N
         with pytest.raises(OutputLockedError, match=rf"another run is writing it \(pid {holder.pid}"):
             lock(out)
         with pytest.raises(OutputLockedError):
-            claim(out, inputs={}, overwrite=True)
+            claim(out, inputs={}, overwrite=True, marker="dataset.json")
         src = photos(tmp_path / "src", 2)
         r = subprocess.run([sys.executable, "-m", "pix2pix.cli", "build", str(src), str(out), "--size", "64", *FOLDER],
                            env=env(), capture_output=True, text=True, timeout=60)
@@ -301,3 +301,26 @@ def test_help_documents_the_exit_codes(capsys) -> None:
     assert EXIT_CODES_HELP.splitlines()[1].strip() in out and "130  interrupted" in out
     readme = (ROOT / "README.md").read_text()
     assert all(f"| {code} |" in readme for code in (0, 1, 2, 3, 4, 5, 130))
+
+
+def test_overwrite_replaces_only_an_earlier_output_of_the_same_command(tmp_path: Path) -> None:
+    """A mistyped OUT (or a flow parameter) must not delete a folder that is not ours."""
+    from pix2pix.atomic import claim, release
+    from pix2pix.errors import OutputExistsError
+
+    theirs = tmp_path / "holiday-photos"
+    theirs.mkdir()
+    (theirs / "beach.jpg").write_bytes(b"precious")
+    with pytest.raises(OutputExistsError, match=r"no dataset.json in it.*will not delete it"):
+        claim(theirs, inputs={"SOURCE": tmp_path / "src"}, overwrite=True, marker="dataset.json")
+    assert (theirs / "beach.jpg").read_bytes() == b"precious"
+
+    ours = tmp_path / "ds"
+    ours.mkdir()
+    (ours / "dataset.json").write_text("{}")
+    claim(ours, inputs={"SOURCE": tmp_path / "src"}, overwrite=True, marker="dataset.json")
+    release(ours)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    claim(empty, inputs={"SOURCE": tmp_path / "src"}, overwrite=False, marker="dataset.json")
+    release(empty)

@@ -243,7 +243,7 @@ def evaluate(
     # OUT may lie inside the run folder (the documented runs/x/eval-test): replacing it deletes
     # only an earlier report. It may not be, contain or lie inside the dataset or the generator.
     claim(out, inputs={"DATASET": dataset_dir, "generator run folder": gen_path.parent, "generator": gen_path},
-          overwrite=overwrite, allow_inside=("generator run folder",))
+          overwrite=overwrite, marker="metrics.json", allow_inside=("generator run folder",))
     try:
         return _evaluate(gen_path, dataset_dir, out, config)
     finally:

@@ -414,7 +414,8 @@ def translate(
     given = {f"INPUT {i}": (_literal_base(str(s)) if _MAGIC & set(str(s)) and not Path(s).exists() else s)
              for i, s in enumerate(inputs, 1)}
     # OUT may lie inside the model's run folder (replacing it deletes only earlier outputs).
-    claim(out, inputs={**given, "MODEL": model_path}, overwrite=overwrite, allow_inside=("MODEL",))
+    claim(out, inputs={**given, "MODEL": model_path}, overwrite=overwrite, marker="translate.jsonl",
+          allow_inside=("MODEL",))
     try:
         return _translate(model_path, inputs, out, config, progress=progress, netG=netG, norm=norm)
     finally:

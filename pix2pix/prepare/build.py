@@ -122,7 +122,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     src = Path(config.source)
     if not src.exists():
         raise SourceError(f"{src}: source does not exist")
-    claim(out, inputs={"SOURCE": src}, overwrite=config.overwrite)  # released by _cleanup
+    claim(out, inputs={"SOURCE": src}, overwrite=config.overwrite, marker="dataset.json")  # released by _cleanup
     try:
         return _plan(config, out, src)
     except BaseException:

@@ -2,15 +2,15 @@
 
     python -m flows.build_dataset data/samples data/demo --op edges
     python -m flows.build_dataset facades data/facades --base-url http://127.0.0.1:8000/datasets
-    python -m flows.build_dataset urls.csv data/mine --workers 2
+    python -m flows.build_dataset urls.csv data/mine --chunk-threads 2
     python -m flows.build_dataset data/samples data/demo --overwrite --dask-local
     python -m flows.build_dataset data/samples data/dataset --params params.yaml   # the `build` section
 
 Without a server this starts Prefect's temporary one (set PREFECT_API_URL to use yours) and
 exits non-zero when the flow fails. Served as deployments by ``python -m flows.serve``.
 
-Each task is a thin wrapper over one ``pix2pix`` function (see ``pix2pix/prepare/build.py``). The pairs
-are made by a subflow, ``build-pairs``, whose task runner is picked per run: threads (``workers``
+Each task is a thin wrapper over one ``pix2pix`` function (``pix2pix/prepare/build.py``, ``chunked.py``). The pairs
+are made by a subflow, ``build-pairs``, whose task runner is picked per run: threads (``chunk_threads``
 of them), an existing Dask cluster (``dask_address``) or a local one (``use_dask_local``). The
 subflow receives only the config, never the item list, so run parameters stay small in the API.
 """
@@ -39,9 +39,11 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
-from pix2pix.atomic import release
+from flows.common import run_flow_cli
 from pix2pix.errors import ConfigError
-from pix2pix.prepare.build import BuildPlan, BuildSummary, finalize_build, plan_build, process_items
+from pix2pix.params import stage_values
+from pix2pix.prepare import chunked
+from pix2pix.prepare.build import BuildPlan, BuildSummary, finalize_build, plan_build
 from pix2pix.prepare.config import BuildConfig
 from pix2pix.prepare.resolve import ResolvedSource, resolve_source
 from pix2pix.prepare.scan import Item
@@ -72,7 +74,7 @@ def plan(config: BuildConfig) -> BuildPlan:
 @task(name="build-chunk", task_run_name="build-chunk-{first}", cache_policy=NO_CACHE)
 def build_chunk(plan: BuildPlan, jobs: list[tuple[Item, str]], first: int) -> list[dict]:
     """Make and write the pairs of one chunk (items `first`…); their manifest or rejection records."""
-    return list(process_items(plan, jobs))
+    return chunked.build_chunk(plan, jobs)
 
 
 @task(name="finalize-build", cache_policy=NO_CACHE)
@@ -81,8 +83,8 @@ def finalize(plan: BuildPlan, records: list[dict], extra_rejected: list[dict], s
     return finalize_build(plan, records, extra_rejected=extra_rejected, started=started)
 
 
-def chunk_task_runner(workers: int, dask_address: str | None, use_dask_local: bool) -> Any:
-    """The task runner of the chunk tasks: an existing Dask cluster, a local one, or `workers` threads."""
+def chunk_task_runner(chunk_threads: int, dask_address: str | None, use_dask_local: bool) -> Any:
+    """The task runner of the chunk tasks: an existing Dask cluster, a local one, or `chunk_threads` threads."""
     if dask_address and use_dask_local:
         raise ConfigError("dask_address and use_dask_local: give one or the other, not both")
     if dask_address or use_dask_local:
@@ -93,58 +95,39 @@ def chunk_task_runner(workers: int, dask_address: str | None, use_dask_local: bo
         return DaskTaskRunner(cluster_kwargs=dict(LOCAL_DASK_CLUSTER))
     # Threads, not processes: decoding, resizing and encoding release the GIL (measured ~1.8x on 2
     # threads), and a process pool per chunk would pay its start-up every chunk.
-    return ThreadPoolTaskRunner(max_workers=workers)
+    return ThreadPoolTaskRunner(max_workers=chunk_threads)
 
 
 @flow(name="build-pairs")
 def build_pairs(config: dict[str, Any], extra_rejected: list[dict], chunk_size: int = 256,
-                progress_artifact: str | None = None) -> dict[str, Any]:
+                progress_artifact: str | None = None, in_process: bool = False) -> dict[str, Any]:
     """Plan, make the pairs chunk by chunk on this flow's task runner, then finalize."""
-    logger = get_run_logger()
     started = time.perf_counter()
     the_plan = plan(BuildConfig.from_dict(config))
-    logger.info("%d items from a %s source in %s (%s)", len(the_plan.items), the_plan.kind, the_plan.root,
-                the_plan.source_reason)
+    get_run_logger().info("%d items from a %s source in %s (%s)", len(the_plan.items), the_plan.kind,
+                          the_plan.root, the_plan.source_reason)
     try:
-        records = _run_chunks(the_plan, chunk_size, progress_artifact)
+        records = _run_chunks(the_plan, chunk_size, progress_artifact, in_process)
         summary = finalize(the_plan, records, extra_rejected, started)
     except BaseException:
-        _discard(the_plan)
+        chunked.discard_build(the_plan)
         raise
-    return {**dataclasses.asdict(summary), "total": summary.total}
+    return chunked.summary_dict(summary)
 
 
-def _run_chunks(the_plan: BuildPlan, chunk_size: int, progress_artifact: str | None) -> list[dict]:
+def _run_chunks(the_plan: BuildPlan, chunk_size: int, progress_artifact: str | None, in_process: bool) -> list[dict]:
     """Submit one task per chunk, report progress as they finish, return all records in plan order."""
     logger = get_run_logger()
-    # Workers get absolute paths (a Dask worker may run elsewhere on a shared file system) and no
-    # item list (each task gets its own chunk), so what is pickled per task stays small.
-    light = dataclasses.replace(the_plan, root=str(Path(the_plan.root).resolve()),
-                                staging=str(Path(the_plan.staging).resolve()), items=[], rejected=[])
-    starts = list(range(0, len(the_plan.items), chunk_size))
-    chunks = [the_plan.items[s : s + chunk_size] for s in starts]
-    futures = list(build_chunk.map(unmapped(light), chunks, starts))
-    done = 0
-    for future in as_completed(futures):
-        done += 1
+    starts, jobs = zip(*chunked.chunks(the_plan, chunk_size)) if the_plan.items else ((), ())
+    futures = list(build_chunk.map(unmapped(chunked.chunk_plan(the_plan, in_process=in_process)), jobs, starts))
+    for done, future in enumerate(as_completed(futures), 1):
         if progress_artifact:
             update_progress_artifact(UUID(progress_artifact), 100.0 * done / len(futures),
                                      description=f"{done} of {len(futures)} chunks of {chunk_size} images")
         if future.state.is_completed():
-            records = future.result()
             logger.info("chunk %d/%d: %d pairs, %d rejected", done, len(futures),
-                        sum("kind" not in r for r in records), sum("kind" in r for r in records))
+                        *chunked.chunk_counts(future.result()))
     return [r for f in futures for r in f.result()]  # raises the first failed chunk's error
-
-
-def _discard(the_plan: BuildPlan) -> None:
-    """Remove the staging and extraction folders of a build that failed."""
-    import shutil
-
-    for path in (the_plan.staging, the_plan.workdir):
-        if path:
-            shutil.rmtree(path, ignore_errors=True)
-    release(the_plan.config.out)
 
 
 def artifact_key(out: str) -> str:
@@ -154,35 +137,19 @@ def artifact_key(out: str) -> str:
 
 
 def dataset_card(summary: dict[str, Any], source: ResolvedSource) -> str:
-    """The markdown dataset card: counts per split, rejections by reason, near-duplicates, paths."""
-    out = Path(summary["out"])
-    lines = [f"# Dataset `{out}`", "", f"{summary['total']} pairs from a {summary['source_kind']} source "
-             f"(`{source.origin}`, {source.kind}), built in {summary['seconds']:.1f} s.", "",
-             "| split | pairs |", "|---|---:|"]
-    lines += [f"| {split} | {n} |" for split, n in summary["counts"].items()]
-    rejected = summary["rejected"]
-    lines += ["", f"## Rejected: {sum(rejected.values())}", ""]
-    if rejected:
-        lines += ["| reason | inputs |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in rejected.items()]
-        lines += ["", f"Every rejection with its reason: `{out / 'rejected.jsonl'}`."]
-    lines += ["", "## Near-duplicates", "",
-              f"{summary['near_duplicates']} groups of kept images look alike (each moved into one split "
-              "unless the source fixed them), "
-              f"{summary['near_duplicates_across_splits']} of them across splits (possible test leakage); "
-              f"see `{out / 'near_duplicates.jsonl'}`.", "",
-              f"Files: `{out}` (`manifest.jsonl`, `dataset.json`, `preview.jpg`)."]
-    return "\n".join(lines)
+    """The markdown dataset card of a build from `source` (see `pix2pix.prepare.chunked.dataset_card`)."""
+    return chunked.dataset_card(summary, source.origin, source.kind)
 
 
 def describe(summary: dict[str, Any]) -> str:
     """The library's few lines for a person, from a summary dict."""
-    return BuildSummary(**{f.name: summary[f.name] for f in dataclasses.fields(BuildSummary)}).describe()
+    return chunked.summary_from_dict(summary).describe()
 
 
 def log_rejections(rejected_jsonl: Path, limit: int = MAX_LOGGED_REJECTIONS) -> None:
     """Log one line per rejection (source and reason) up to `limit`, then how many more there are."""
     logger = get_run_logger()
-    rows = [json.loads(line) for line in rejected_jsonl.read_text(encoding="utf-8").splitlines() if line]
+    rows = chunked.read_rejections(rejected_jsonl)
     for row in rows[:limit]:
         logger.warning("rejected %s: %s", row.get("source", row.get("id", "?")), row.get("reason", row.get("kind")))
     if len(rows) > limit:
@@ -198,6 +165,7 @@ def build_dataset_flow(
     fit: str = "crop",
     split: str | list[float] = "0.8,0.1,0.1",
     seed: int = 0,
+    chunk_threads: int = 1,
     workers: int = 1,
     overwrite: bool = False,
     swap: bool = False,
@@ -215,7 +183,9 @@ def build_dataset_flow(
     """Build an A|B dataset from a folder, archive, named dataset, archive URL or URL list.
 
     `options` takes any other `BuildConfig` setting (e.g. {"quality": 90, "pad_color": "0,0,0"}).
-    `workers` threads make pairs unless `dask_address` (tcp://host:8786) or `use_dask_local` is set.
+    `chunk_threads` threads run the chunk tasks unless `dask_address` (tcp://host:8786) or
+    `use_dask_local` is set; each chunk task makes its pairs with `workers` processes (as
+    `pix2pix build --workers`; 1 on Dask, whose workers are processes already).
     Returns the build summary (counts, rejections by reason, near-duplicates, output path).
     """
     named = dict(source=source, out=out, op=op, size=size, fit=fit, split=split, seed=seed, workers=workers,
@@ -228,7 +198,7 @@ def build_dataset_flow(
         raise ConfigError(f"chunk_size: expected 1 or more images per task, got {chunk_size!r}")
     # Validate everything before downloading anything.
     config = BuildConfig.from_dict({**named, **(options or {})})
-    runner = chunk_task_runner(workers, dask_address, use_dask_local)
+    runner = chunk_task_runner(chunk_threads, dask_address, use_dask_local)
 
     logger = get_run_logger()
     resolved = resolve(source, raw_dir, base_url, accept_licence)
@@ -242,7 +212,8 @@ def build_dataset_flow(
     key = artifact_key(out)
     progress_id = create_progress_artifact(0.0, key=f"{key}-progress", description=f"building {out}")
     summary = build_pairs.with_options(task_runner=runner)(
-        config.to_dict(), resolved.extra_rejected, chunk_size, str(progress_id))
+        config.to_dict(), resolved.extra_rejected, chunk_size, str(progress_id),
+        in_process=bool(dask_address or use_dask_local))
 
     log_rejections(Path(out) / "rejected.jsonl")
     create_markdown_artifact(dataset_card(summary, resolved), key=f"{key}-card",
@@ -271,7 +242,8 @@ def make_parser() -> argparse.ArgumentParser:
     add("--fit", help="crop, pad or stretch")
     add("--split", help="train,val,test fractions (default 0.8,0.1,0.1)")
     add("--seed", type=int)
-    add("--workers", type=int, help="threads making pairs without Dask (default 1)")
+    add("--chunk-threads", type=int, help="threads running the chunk tasks without Dask (default 1)")
+    add("--workers", type=int, help="processes making the pairs of each chunk task (default 1)")
     add("--overwrite", action="store_true")
     add("--swap", action="store_true", help="write B|A")
     add("--resplit", action="store_true", help="ignore train/val/test folders of the source")
@@ -305,52 +277,19 @@ def flow_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """The flow's keyword arguments from parsed flags, --params and --option (flags win)."""
     import inspect
 
-    from pix2pix.params import read_section
-
-    values = read_section(args.params, args.params_section) if args.params else {}
+    flags = {k: v for k, v in vars(args).items() if k not in ("params", "params_section", "option", "source", "out")}
+    values = stage_values(args.params, args.params_section, flags=flags,
+                          positional={"source": args.source, "out": args.out}, required=("source", "out"))
     values.pop("progress", None)  # a flow reports progress as an artifact, not a terminal bar
-    given = {k: v for k, v in vars(args).items() if k not in ("params", "params_section", "option")}
-    values.update({k: v for k, v in given.items() if v is not None})
-    for key in ("source", "out"):
-        if key not in values:
-            raise ConfigError(f"{key.upper()} is missing: give it on the command line or as `{key}` in --params")
     own = set(inspect.signature(build_dataset_flow.fn).parameters)
     options = {k: v for k, v in values.items() if k not in own} | _parse_options(args.option)
     return {k: v for k, v in values.items() if k in own} | {"options": options or None}
 
 
-def failed_state_exit(state: Any) -> int:
-    """Print one `error: ...` line for a failed flow run; its exit code by the table of every command."""
-    from pix2pix.errors import EXIT_FAILED, error_line, exit_code
-
-    exc = state.result(raise_on_failure=False)
-    if isinstance(exc, BaseException):
-        print(error_line(exc), file=sys.stderr)
-        return exit_code(exc)
-    print(f"error: the flow run failed: {state.message}", file=sys.stderr)
-    return EXIT_FAILED
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the flow once in this process; the exit code of `pix2pix.errors.EXIT_CODES_HELP`."""
-    import os
-
-    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
-
-    try:
-        kwargs = flow_arguments(make_parser().parse_args(argv))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    # Prefect's temporary server needs 10-18 s on 2 cores; its default start-up timeout is 20 s.
-    timeout = {} if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ else {
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: 90}
-    with temporary_settings(updates=timeout):
-        state = build_dataset_flow(**kwargs, return_state=True)
-    if not state.is_completed():
-        return failed_state_exit(state)
-    print(describe(state.result()))
-    return 0
+    return run_flow_cli(lambda: flow_arguments(make_parser().parse_args(argv)), build_dataset_flow,
+                        done=lambda summary: print(describe(summary)))
 
 
 if __name__ == "__main__":

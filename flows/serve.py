@@ -19,6 +19,7 @@ from typing import Any
 from prefect.deployments.runner import EntrypointType
 
 from flows.build_dataset import build_dataset_flow
+from pix2pix.errors import EXIT_USAGE
 from pix2pix.prepare.catalog import NAMED_DATASETS
 
 
@@ -55,7 +56,7 @@ def serve_all(*, limit: int | None = None, include_train: bool = True) -> int:
     """Serve every deployment until interrupted; 2 when no Prefect server is configured or `limit` < 1."""
     if limit is not None and limit < 1:
         print(f"error: --limit: expected 1 or more runs, got {limit}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     from prefect import serve
     from prefect.settings import PREFECT_API_URL
 
@@ -64,7 +65,7 @@ def serve_all(*, limit: int | None = None, include_train: bool = True) -> int:
         print("error: PREFECT_API_URL is not set. Start a server and point at it:\n"
               "  prefect server start --host 127.0.0.1 --port 4200\n"
               "  export PREFECT_API_URL=http://127.0.0.1:4200/api", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     deployments = build_deployments() + (train_deployments() if include_train else [])
     serve(*deployments, limit=limit)
     return 0

@@ -18,6 +18,8 @@ from typing import Any
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.common import run_flow_cli
+
 
 # No caching: the task writes DVC outputs, and DVC decides what is stale.
 @task(name="train-pix2pix", cache_policy=NO_CACHE)
@@ -51,6 +53,7 @@ def train(dataset: str, run_dir: str, params: str | None = None, preset: str = "
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the flow once in this process; the exit code of `pix2pix.errors.EXIT_CODES_HELP`."""
     p = argparse.ArgumentParser(prog="python -m flows.train", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("dataset")
@@ -60,14 +63,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fresh", action="store_true", help="do not resume from RUN_DIR")
     p.add_argument("--on-mismatch", default="stop", choices=["stop", "fresh"])
     p.add_argument("--no-dvclive", action="store_true")
-    a = p.parse_args(argv)
-    state = train(a.dataset, a.run_dir, params=a.params, preset=a.preset, resume=not a.fresh,
-                  on_mismatch=a.on_mismatch, dvclive=not a.no_dvclive, return_state=True)
-    if state.is_completed():
-        return 0
-    from flows.build_dataset import failed_state_exit
 
-    return failed_state_exit(state)
+    def arguments() -> dict[str, Any]:
+        a = p.parse_args(argv)
+        return dict(dataset=a.dataset, run_dir=a.run_dir, params=a.params, preset=a.preset,
+                    resume=not a.fresh, on_mismatch=a.on_mismatch, dvclive=not a.no_dvclive)
+
+    return run_flow_cli(arguments, train)
 
 
 if __name__ == "__main__":

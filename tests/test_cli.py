@@ -95,3 +95,39 @@ def test_build_reads_params_yaml_and_flags_win(tmp_path: Path, capsys) -> None:
     params.write_text("build:\n  sise: 3\n")
     assert main(["build", str(src), str(tmp_path / "x"), "--params", str(params)]) == 2
     assert "unknown build setting(s) sise" in capsys.readouterr().err
+
+
+def test_one_params_rule_for_every_stage(tmp_path: Path, capsys) -> None:
+    """params section < --set < flags < positional paths, the same in train and translate."""
+    from pix2pix.cli.train import add_train_parser
+    from pix2pix.cli.train import build_config as train_config
+    from pix2pix.params import stage_values
+
+    params = tmp_path / "params.yaml"
+    params.write_text("train:\n  lr: 0.001\n  ngf: 8\n  seed: 3\n"
+                      "translate:\n  eval_mode: sideways\n"
+                      "paths:\n  dataset: d\n")
+    sub = make_parser()._subparsers._group_actions[0]
+    args = sub.choices["train"].parse_args(["ds", "run", "--params", str(params), "--set", "ngf=12", "--seed", "5"])
+    cfg = train_config(args)
+    assert (cfg.lr, cfg.ngf, cfg.seed) == (0.001, 12, 5)
+    assert callable(add_train_parser)
+    values = stage_values(params, "paths", flags={"dataset": "flag"}, positional={"dataset": "pos", "out": None})
+    assert values == {"dataset": "pos"}
+    # translate reads its own section; a bad value there is a usage error naming the key
+    code = main(["translate", str(tmp_path / "none.pt"), str(tmp_path), "--out", str(tmp_path / "o"),
+                 "--params", str(params)])
+    assert code == 2 and "eval_mode" in capsys.readouterr().err
+    code = main(["translate", str(tmp_path / "none.pt"), str(tmp_path), "--out", str(tmp_path / "o"),
+                 "--params", str(params), "--params-section", "paths"])
+    assert code == 2 and "unknown setting(s) dataset" in capsys.readouterr().err
+    assert main(["train", "ds", "run", "--set", "lr"]) == 2
+    assert "--set: expected KEY=VALUE" in capsys.readouterr().err
+
+
+def test_every_help_points_to_the_one_exit_code_table(capsys) -> None:
+    parser = make_parser()
+    assert "exit codes (every command and flow)" in parser.format_help()
+    for name, sub in parser._subparsers._group_actions[0].choices.items():
+        text = sub.format_help()
+        assert "examples:" in text and "exit codes" in text and "`pix2pix --help`" in text, name

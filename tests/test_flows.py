@@ -206,7 +206,7 @@ def test_flow_builds_a_local_folder_with_artifacts_and_rejections(tmp_path: Path
     src = make_photos(tmp_path / "photos", 9)
     (src / "copy.jpg").write_bytes((src / "photo00.jpg").read_bytes())  # an exact duplicate
     out = tmp_path / "data" / "Demo_Set"
-    state = bd.build_dataset_flow(str(src), str(out), op="grayscale", workers=2, chunk_size=4, return_state=True)
+    state = bd.build_dataset_flow(str(src), str(out), op="grayscale", chunk_threads=2, chunk_size=4, return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()
     meta = json.loads((out / "dataset.json").read_text())

@@ -55,7 +55,7 @@ def test_served_deployment_run_from_the_cli_builds_the_dataset(tmp_path: Path) -
             _wait_deployment(server.api_url, "train/default", serve, log)
             run = subprocess.run(
                 [PREFECT, "deployment", "run", "build-dataset/default", "--param", f"source={photos}",
-                 "--param", "out=data/demo", "--param", "op=edges", "--param", "workers=2",
+                 "--param", "out=data/demo", "--param", "op=edges", "--param", "chunk_threads=2",
                  "--watch", "--watch-timeout", "120"],
                 env=env, cwd=tmp_path, capture_output=True, text=True, timeout=150,
             )

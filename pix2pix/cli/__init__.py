@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from pix2pix import __version__
+from pix2pix.cli.common import add_params_arguments, exit_codes_epilog, run_guarded
 from pix2pix.errors import EXIT_CODES_HELP
+
+__all__ = ["main", "make_parser", "run_guarded"]
 
 BUILD_EXAMPLES = """\
 examples:
@@ -38,21 +41,21 @@ SOURCE is a folder or a .tar.gz/.tgz/.zip archive of: single images (any depth; 
 by --op), A/ + B/ folders, or A|B images (optionally in train/ val/ test/). The kind is
 detected, or forced with --source-type. OUT gets train/ val/ test/ A|B images,
 manifest.jsonl, rejected.jsonl, dataset.json and preview.jpg.
-"""
+""" + exit_codes_epilog("build: 1 nothing usable in SOURCE (every rejection is in rejected.jsonl); "
+                        "2 OUT exists (see --overwrite) or overlaps SOURCE.")
 
 INSPECT_EXAMPLES = """\
 examples:
   pix2pix inspect data/pollock
   pix2pix inspect datasets/facades     # official datasets too (no manifest: geometry only)
 
-Exits 1 when any image is not a valid A|B pair of the dataset's size, a file is missing or
-unlisted, or a hash differs from manifest.jsonl.
-"""
+""" + exit_codes_epilog("inspect: 1 when any image is not a valid A|B pair of the dataset's size, a file is "
+                        "missing or unlisted, or a hash differs from manifest.jsonl.")
 
 SAMPLES_EXAMPLES = """\
 examples:
   pix2pix samples data/samples && pix2pix build data/samples data/demo
-"""
+""" + exit_codes_epilog()
 
 
 # flag -> (BuildConfig key, type, choices, help). Defaults live in BuildConfig only; a flag
@@ -100,8 +103,7 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("source", nargs="?", help="folder or archive of images (or `source` in --params)")
     p.add_argument("out", nargs="?", help="output dataset folder, written atomically (or `out` in --params)")
-    p.add_argument("--params", metavar="YAML", help="read settings from a params.yaml section (flags win)")
-    p.add_argument("--params-section", default="build", metavar="NAME", help="section of --params (build)")
+    add_params_arguments(p, "build")
     for flag, key, typ, choices, text in _BUILD_FLAGS:
         metavar = None if choices else flag[2:].upper().replace("-", "_")
         p.add_argument(flag, dest=f"cfg_{key}", type=typ, choices=choices, default=argparse.SUPPRESS,
@@ -113,18 +115,11 @@ def _add_build(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from pix2pix.errors import ConfigError
-    from pix2pix.params import read_section
+    from pix2pix.cli.common import stage_values
     from pix2pix.prepare.build import build_dataset
     from pix2pix.prepare.config import BuildConfig
 
-    values = read_section(args.params, args.params_section) if args.params else {}
-    values.update({k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")})
-    for key in ("source", "out"):
-        if getattr(args, key):
-            values[key] = getattr(args, key)
-        elif key not in values:
-            raise ConfigError(f"{key.upper()} is missing: give it on the command line or as `{key}` in --params")
+    values = stage_values(args, positional={"source": args.source, "out": args.out}, required=("source", "out"))
     values["progress"] = not args.no_progress and sys.stderr.isatty()
     summary = build_dataset(BuildConfig.from_dict(values))
     print(summary.describe())
@@ -195,21 +190,6 @@ def make_parser() -> argparse.ArgumentParser:
 
     add_inference_parsers(sub)
     return parser
-
-
-def run_guarded(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
-    """Run one command; every library or system error ends as one `error: ...` line on stderr
-    and the exit code of the table in `EXIT_CODES_HELP` (no traceback for a user's problem)."""
-    from pix2pix.errors import EXIT_INTERRUPTED, Pix2PixError, error_line, exit_code
-
-    try:
-        return int(func(args) or 0)
-    except (Pix2PixError, OSError) as exc:
-        print(error_line(exc), file=sys.stderr)
-        return exit_code(exc)
-    except KeyboardInterrupt:
-        print("interrupted; no partial output was left under the final name", file=sys.stderr)
-        return EXIT_INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,6 +14,8 @@ import argparse
 import sys
 from typing import Any
 
+from pix2pix.cli.common import exit_codes_epilog
+
 EXAMPLES = """\
 examples:
   # the test split, G run as stored in the generator file (the paper's default: dropout on)
@@ -27,9 +29,7 @@ examples:
 
 Writes OUT/report.html (open it in a browser), OUT/metrics.json, OUT/per_image.csv,
 OUT/images/<id>.png (input | output | target) and OUT/plots/*.png.
-exit codes: 0 done, 1 failed (bad data or generator file), 2 usage (OUT exists, or OUT is/holds/lies
-in DATASET), 5 disk full / read-only / OUT locked, 130 interrupted (see `pix2pix --help`).
-"""
+""" + exit_codes_epilog("evaluate: 1 bad data or generator file; 2 OUT exists, or OUT is/holds/lies in DATASET.")
 
 
 def add_evaluate_parser(subparsers: Any) -> argparse.ArgumentParser:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from pix2pix.cli.common import exit_codes_epilog
+
 SERVE_EXAMPLES = """\
 examples:
   prefect server start --host 127.0.0.1 --port 4200 &
@@ -22,7 +24,7 @@ examples:
 Serves build-dataset/default, build-dataset/<named dataset> (facades, maps, ...) and train/default.
 The UI is at http://127.0.0.1:4200. Relative paths in parameters are relative to this directory.
 See docs/flows.md.
-"""
+""" + exit_codes_epilog("serve: 2 no Prefect server configured (PREFECT_API_URL) or a bad --limit.")
 
 
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:

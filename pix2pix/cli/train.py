@@ -15,6 +15,8 @@ import argparse
 import sys
 from typing import Any
 
+from pix2pix.cli.common import add_config_flag, add_params_arguments, exit_codes_epilog, run_guarded, stage_values
+
 EXAMPLES = """\
 examples:
   # the paper's recipe (U-Net 256, 70x70 PatchGAN, 100+100 epochs, batch 1)
@@ -30,12 +32,10 @@ examples:
   # 2 processes (GPUs, or CPU with gloo); batch size is per process
   torchrun --nproc_per_node=2 -m pix2pix.cli.train data/facades runs/ddp
 
-exit codes: 0 done, 1 failed (data, checkpoint), 2 bad config or RUN_DIR overlaps DATASET,
-3 loss became NaN/Inf (last good checkpoint kept), 4 checkpoint does not match this run (see
---on-mismatch), 5 disk full / read-only / permission, 130 interrupted (`pix2pix --help`).
 Run folder: checkpoints/ckpt-<step>.pt (last K) + latest.pt, generator.pt (for inference),
 config.json, samples/*.png, history.jsonl, metrics.json, dvclive/ (if dvclive is installed).
-"""
+""" + exit_codes_epilog("train: 3 a loss became NaN/Inf (last good checkpoint kept); 4 the checkpoint "
+                        "does not match this run (see --on-mismatch).")
 
 # flag -> (TrainConfig key, type, help). Only flags given on the command line override the
 # preset / params file (their default is SUPPRESS).
@@ -101,11 +101,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="output folder of this run")
     p.add_argument("--preset", default="paper", choices=["paper", "small"],
                    help="paper (default) or small (demo: ngf=ndf=16, 40+40 epochs)")
-    p.add_argument("--params", metavar="YAML", help="read the config from a params.yaml")
-    p.add_argument("--params-section", default="train", metavar="NAME",
-                   help="section of --params to read (default: train)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="set any config key (YAML value), repeatable")
+    add_params_arguments(p, "train", set_option=True)
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CKPT",
                    help="continue from RUN_DIR/checkpoints/latest.pt (or CKPT) if present")
     p.add_argument("--on-mismatch", choices=["stop", "fresh"], default="stop",
@@ -115,31 +111,16 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("training config (override preset / params)")
     for flag, key, typ, text in _FLAGS:
-        g.add_argument(flag, dest=f"cfg_{key}", type=typ, default=argparse.SUPPRESS,
-                       metavar=flag[2:].upper().replace("-", "_"), help=text)
+        add_config_flag(g, flag, key, type=typ, help=text)
     for flag, key, value, text in _SWITCHES:
-        g.add_argument(flag, dest=f"cfg_{key}", action="store_const", const=value,
-                       default=argparse.SUPPRESS, help=text)
+        add_config_flag(g, flag, key, action="store_const", const=value, help=text)
 
 
 def build_config(args: argparse.Namespace) -> Any:
     """The ``TrainConfig`` the arguments describe (preset < params file < --set < flags)."""
-    import yaml
+    from pix2pix.training.config import TrainConfig
 
-    from pix2pix.errors import ConfigError
-    from pix2pix.training.config import TrainConfig, load_train_config
-
-    values: dict[str, Any] = {}
-    for item in args.set:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set: expected KEY=VALUE, got {item!r}")
-        values[key.strip()] = yaml.safe_load(raw)
-    values.update({k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_")})
-    if args.params:
-        return load_train_config(args.params, section=args.params_section, preset=args.preset,
-                                 overrides=values)
-    return TrainConfig.from_dict(values, preset=args.preset)
+    return TrainConfig.from_dict(stage_values(args), preset=args.preset)
 
 
 def _callbacks(args: argparse.Namespace) -> list[Any]:
@@ -160,8 +141,6 @@ def _callbacks(args: argparse.Namespace) -> list[Any]:
 
 def run_train(args: argparse.Namespace) -> int:
     """Run ``pix2pix train``; returns the exit code (errors are printed as one line, not raised)."""
-    from pix2pix.cli import run_guarded
-
     return run_guarded(_run_train, args)
 
 

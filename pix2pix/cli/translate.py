@@ -13,6 +13,8 @@ import argparse
 import sys
 from typing import Any
 
+from pix2pix.cli.common import add_config_flag, add_params_arguments, config_from, exit_codes_epilog, stage_values
+
 MODEL_HELP = ("a `pix2pix train` run folder, a generator.pt / checkpoint file, or an official "
               "pix2pix latest_net_G.pth (architecture read from its tensors; see --netG/--norm)")
 
@@ -26,14 +28,14 @@ examples:
   pix2pix translate facades_label2photo.pth labels/ --out photos/ --fit --eval-mode eval
   # huge images: smaller tiles bound the memory; a GPU with bf16 autocast
   pix2pix translate runs/maps big.tif --out out/ --tile 512 --device cuda
+  # settings from the `translate:` section of params.yaml (flags win)
+  pix2pix translate runs/demo photos/ --out out/ --params params.yaml
 
 OUT/<rel>/<stem>.png per input (rel: its path under the folder or glob base it was found in),
 OUT/translate.jsonl (input/output paths and sha256, model sha256, test-time mode, seeds, sizes)
 and OUT/rejected.jsonl (inputs that could not be used, with the reason).
-exit codes: 0 every input translated; 1 an input was rejected (the rest are written) or the
-model cannot be used; 2 a bad option, DIR not empty or overlapping an input; 5 disk full or DIR
-locked by another run (the table: `pix2pix --help`).
-"""
+""" + exit_codes_epilog("translate: 0 every input translated; 1 an input was rejected (the rest are "
+                        "written) or the model cannot be used; 2 a bad option, DIR not empty or overlapping an input.")
 
 EXPORT_EXAMPLES = """\
 examples:
@@ -43,9 +45,8 @@ examples:
 The file takes float32 N x 3 x H x W in [-1, 1] (H, W multiples of the generator's multiple: 256
 for unet_256) and returns the same shape; it is the generator in eval mode (dropout off,
 BatchNorm running statistics). It is written only after onnxruntime reproduced PyTorch on two
-sizes within 1e-3. exit codes: 0 written and verified; 1 the check failed or the model cannot
-be used (nothing written); 2 a bad option (the table: `pix2pix --help`).
-"""
+sizes within 1e-3: 1 when that check fails or the model cannot be used (nothing written).
+""" + exit_codes_epilog()
 
 
 def _add_model_flags(p: argparse.ArgumentParser) -> None:
@@ -65,24 +66,28 @@ def add_inference_parsers(sub: Any) -> None:
     p.add_argument("model", metavar="MODEL", help=MODEL_HELP)
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="image file, folder (recursive) or glob")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (refused if not empty, see --overwrite)")
-    p.add_argument("--eval-mode", default="model", choices=["model", "train", "eval"],
-                   help="model: as stored with the model (default; official .pth: train, as the official "
-                   "test.py); train: dropout on + per-image statistics, seeded (the paper); eval: "
-                   "dropout off + running statistics (deterministic, batched)")
-    p.add_argument("--fit", action="store_true",
-                   help="resize to the training size (bicubic) and write that size, as the official test.py")
-    p.add_argument("--tile", type=int, default=1024, metavar="PX",
-                   help="images whose padded side exceeds PX run in overlapping PX x PX tiles, blended "
-                   "(default 1024; a multiple of the generator's multiple; 0: never tile)")
-    p.add_argument("--batch-size", type=int, default=4, metavar="N",
-                   help="same-size images or tiles per forward pass in eval mode (default 4)")
-    p.add_argument("--max-pixels", type=int, default=50_000_000, metavar="N",
-                   help="reject larger inputs (default 50000000)")
-    p.add_argument("--seed", type=int, default=0, help="seed of test-time dropout in train mode (default 0)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, else CPU; default) | cpu | cuda | cuda:N")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="auto: bf16 autocast on CUDA, fp32 on CPU (default)")
-    p.add_argument("--threads", type=int, default=0, metavar="N", help="torch CPU threads (default: torch's choice)")
+    add_params_arguments(p, "translate")
+    add_config_flag(p, "--eval-mode", "eval_mode", choices=["model", "train", "eval"],
+                    help="model: as stored with the model (default; official .pth: train, as the official "
+                    "test.py); train: dropout on + per-image statistics, seeded (the paper); eval: "
+                    "dropout off + running statistics (deterministic, batched)")
+    add_config_flag(p, "--fit", "fit", action="store_true",
+                    help="resize to the training size (bicubic) and write that size, as the official test.py")
+    add_config_flag(p, "--tile", "tile", type=int, metavar="PX",
+                    help="images whose padded side exceeds PX run in overlapping PX x PX tiles, blended "
+                    "(default 1024; a multiple of the generator's multiple; 0: never tile)")
+    add_config_flag(p, "--batch-size", "batch_size", type=int, metavar="N",
+                    help="same-size images or tiles per forward pass in eval mode (default 4)")
+    add_config_flag(p, "--max-pixels", "max_pixels", type=int, metavar="N",
+                    help="reject larger inputs (default 50000000)")
+    add_config_flag(p, "--seed", "seed", type=int, help="seed of test-time dropout in train mode (default 0)")
+    add_config_flag(p, "--device", "device", help="auto (CUDA, else CPU; default) | cpu | cuda | cuda:N")
+    add_config_flag(p, "--precision", "precision", choices=["auto", "fp32", "bf16"],
+                    help="auto: bf16 autocast on CUDA, fp32 on CPU (default)")
+    add_config_flag(p, "--threads", "num_threads", type=int, metavar="N",
+                    help="torch CPU threads (default: torch's choice)")
+    add_config_flag(p, "--io-threads", "io_threads", type=int, metavar="N",
+                    help="threads decoding and writing files beside the forward passes (default 2)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_model_flags(p)
@@ -107,9 +112,7 @@ def run_translate(args: argparse.Namespace) -> int:
     """Run ``pix2pix translate``; 0 when every input was translated, 1 otherwise."""
     from pix2pix.inference import TranslateConfig, translate
 
-    config = TranslateConfig(eval_mode=args.eval_mode, fit=args.fit, tile=args.tile, batch_size=args.batch_size,
-                             max_pixels=args.max_pixels, device=args.device, precision=args.precision,
-                             seed=args.seed, num_threads=args.threads)
+    config = config_from(TranslateConfig, stage_values(args), "translate")
     result = translate(args.model, args.inputs, args.out, config, overwrite=args.overwrite,
                        progress=not args.no_progress and sys.stderr.isatty(), netG=args.netG, norm=args.norm)
     for note in result.notes:

@@ -68,14 +68,14 @@ class TranslateConfig:
     precision: str = "auto"  # auto (bf16 autocast on CUDA, fp32 on CPU) | fp32 | bf16
     seed: int = 0  # seeds test-time dropout (train mode)
     num_threads: int = 0  # torch CPU threads, 0 = torch's choice
-    io_workers: int = 2  # threads decoding and encoding files beside the forward passes
+    io_threads: int = 2  # threads decoding and encoding files beside the forward passes
 
     def __post_init__(self) -> None:
         if self.eval_mode not in EVAL_MODES:
             raise ConfigError(f"eval_mode: expected one of {', '.join(EVAL_MODES)}, got {self.eval_mode!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        for key, low in (("batch_size", 1), ("max_pixels", 1), ("io_workers", 1), ("tile", 0),
+        for key, low in (("batch_size", 1), ("max_pixels", 1), ("io_threads", 1), ("tile", 0),
                          ("seed", 0), ("num_threads", 0)):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
@@ -449,7 +449,7 @@ def _translate(model_path: str | Path, inputs: Sequence[str | Path], out: Path, 
     staging.mkdir(parents=True)
     records: dict[int, dict[str, Any]] = {}
     try:
-        with ThreadPoolExecutor(config.io_workers) as pool, _bar(len(jobs), progress) as bar:
+        with ThreadPoolExecutor(config.io_threads) as pool, _bar(len(jobs), progress) as bar:
             writes: list[Future] = []
 
             def emit(items: list[tuple[int, Job, np.ndarray, str]], results: list[np.ndarray], extra: dict) -> None:
@@ -467,7 +467,7 @@ def _translate(model_path: str | Path, inputs: Sequence[str | Path], out: Path, 
                 method = "fit" if config.fit else "pad"
                 emit(items, engine.run([it[2] for it in items], fit=config.fit), {"method": method, "tiles": 1})
 
-            ahead = 2 * config.batch_size + config.io_workers
+            ahead = 2 * config.batch_size + config.io_threads
             for i, (job, fut) in enumerate(_prefetch(pool, jobs, config.max_pixels, ahead)):
                 try:
                     img, sha = fut.result()

@@ -1,0 +1,58 @@
+"""What the `python -m flows.*` entry points share: running a flow once, and its exit code.
+
+Every entry point ends with the exit code of the one table (`pix2pix.errors.EXIT_CODES_HELP`,
+shown by `pix2pix --help`): a ConfigError is 2 whether it comes from the arguments or from
+inside the flow run.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from pix2pix.errors import EXIT_FAILED, EXIT_INTERRUPTED, Pix2PixError, error_line, exit_code
+
+# Prefect's temporary server needs 10-18 s on 2 cores; its default start-up timeout is 20 s.
+EPHEMERAL_STARTUP_TIMEOUT_S = 90
+
+
+def failed_state_exit(state: Any) -> int:
+    """Print one `error: ...` line for a failed flow run; its exit code by the table of every command."""
+    exc = state.result(raise_on_failure=False)
+    if isinstance(exc, BaseException):
+        print(error_line(exc), file=sys.stderr)
+        return exit_code(exc)
+    print(f"error: the flow run failed: {state.message}", file=sys.stderr)
+    return EXIT_FAILED
+
+
+def run_flow_cli(arguments: Callable[[], dict[str, Any]], flow: Any,
+                 done: Callable[[Any], None] | None = None) -> int:
+    """Run `flow(**arguments())` once in this process and return the command's exit code.
+
+    `arguments` parses the command line (its errors are printed as one line, with their exit
+    code); `done(result)` prints the success summary. Without PREFECT_API_URL Prefect starts a
+    temporary server, given more time to start than its default.
+    """
+    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+
+    try:
+        kwargs = arguments()
+    except (Pix2PixError, OSError) as exc:
+        print(error_line(exc), file=sys.stderr)
+        return exit_code(exc)
+    timeout = {} if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ else {
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: EPHEMERAL_STARTUP_TIMEOUT_S}
+    try:
+        with temporary_settings(updates=timeout):
+            state = flow(**kwargs, return_state=True)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if not state.is_completed():
+        return failed_state_exit(state)
+    if done is not None:
+        done(state.result())
+    return 0

@@ -99,6 +99,9 @@ def claim(out: str | Path, *, inputs: Mapping[str, str | Path | None], overwrite
     """
     out = Path(out)
     check_disjoint(out, inputs, allow_inside=allow_inside)
+    if out.is_symlink():  # publishing renames: it would replace the link, not write where it points
+        raise OutputExistsError(f"{out} is a symbolic link (to {os.readlink(out)}); give the folder itself "
+                                f"({out.resolve()}) as the output")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         if not overwrite:
             raise OutputExistsError(f"{out} already exists and is not empty; pass --overwrite to replace it")
@@ -115,10 +118,18 @@ def publish(staging: Path, out: Path) -> None:
     An existing `out` is moved aside first and deleted only once the new one is in place.
     """
     old = None
-    if out.exists():
+    if out.exists() or out.is_symlink():
         old = sibling(out, "old")
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
         out.rename(old)
     staging.rename(out)
     if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
+
+
+def _remove(path: Path) -> None:
+    """Delete a leftover work folder, or a link or file in its place (rmtree refuses links)."""
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)

@@ -53,3 +53,26 @@ def test_export_refuses_bad_sizes_and_a_failed_check_leaves_nothing(tmp_path, ca
     assert list(tmp_path.iterdir()) == [src]
     assert cli_main(["export", str(src), "--onnx", str(dst), "--check-sizes", "12x"]) == 2
     assert "--check-sizes: expected HxW" in capsys.readouterr().err
+
+
+def test_export_never_replaces_the_model_or_a_file_that_is_not_an_earlier_export(tmp_path, capsys):
+    """`export MODEL --onnx MODEL` once turned the only trained generator into an ONNX file."""
+    from pix2pix.errors import OutputExistsError, OutputOverlapError
+
+    src = tmp_path / "g.pth"
+    official(src, GeneratorSpec("unet_128", ngf=8))
+    before = src.read_bytes()
+    with pytest.raises(OutputOverlapError, match="is the model being exported"):
+        export_onnx(src, src, overwrite=True)
+    assert src.read_bytes() == before
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"\xff\xd8\xff\xe0 a photo of the user's")
+    assert cli_main(["export", str(src), "--onnx", str(photo)]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    with pytest.raises(OutputExistsError, match="is not an ONNX file"):
+        export_onnx(src, photo, overwrite=True)
+    assert photo.read_bytes() == b"\xff\xd8\xff\xe0 a photo of the user's"
+    dst = tmp_path / "g.onnx"
+    export_onnx(src, dst)
+    assert cli_main(["export", str(src), "--onnx", str(dst), "--overwrite"]) == 0  # an earlier export
+    assert onnx.load(str(dst)).graph.node

@@ -324,3 +324,28 @@ def test_overwrite_replaces_only_an_earlier_output_of_the_same_command(tmp_path:
     empty.mkdir()
     claim(empty, inputs={"SOURCE": tmp_path / "src"}, overwrite=False, marker="dataset.json")
     release(empty)
+
+
+def test_a_symlinked_out_is_refused_and_a_leftover_old_link_does_not_break_publishing(tmp_path: Path) -> None:
+    """OUT as a link used to be replaced by the dataset, leaving `.OUT.old -> target` behind,
+    after which every `--overwrite` build into OUT failed with "Not a directory"."""
+    from pix2pix.atomic import publish, sibling
+    from pix2pix.errors import OutputExistsError
+
+    real = tmp_path / "real"
+    real.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    with pytest.raises(OutputExistsError, match=r"is a symbolic link .*give the folder itself"):
+        claim(link, inputs={}, overwrite=True, marker="dataset.json")
+    assert link.is_symlink() and list(real.iterdir()) == []
+
+    out = tmp_path / "out"
+    out.mkdir()
+    sibling(out, "old").symlink_to(real)  # what the old code left behind
+    staging = tmp_path / ".out.tmp"
+    staging.mkdir()
+    (staging / "dataset.json").write_text("{}")
+    publish(staging, out)
+    assert (out / "dataset.json").is_file() and not sibling(out, "old").exists()
+    assert not sibling(out, "old").is_symlink() and real.is_dir()

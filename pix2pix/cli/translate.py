@@ -104,6 +104,7 @@ def add_inference_parsers(sub: Any) -> None:
                    help="the two sizes checked with onnxruntime (default: 1x and 2x the multiple)")
     e.add_argument("--tolerance", type=float, default=1e-3, help="largest accepted |onnx - torch| (1e-3)")
     e.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    e.add_argument("--overwrite", action="store_true", help="replace FILE if it is an earlier ONNX export")
     _add_model_flags(e)
     e.set_defaults(func=run_export)
 
@@ -129,7 +130,8 @@ def run_export(args: argparse.Namespace) -> int:
     from pix2pix.inference.export import export_onnx, parse_sizes
 
     result = export_onnx(args.model, args.onnx, check_sizes=parse_sizes(args.check_sizes) if args.check_sizes
-                         else None, tolerance=args.tolerance, opset=args.opset, netG=args.netG, norm=args.norm)
+                         else None, tolerance=args.tolerance, opset=args.opset, netG=args.netG, norm=args.norm,
+                         overwrite=args.overwrite)
     for (h, w), diff in result.checks:
         print(f"[export] onnxruntime vs PyTorch at {h}x{w}: max |difference| {diff:.2e}")
     print(f"[export] {result.path}: {result.generator}, H and W multiples of {result.multiple}, verified")

@@ -21,10 +21,11 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from pix2pix.errors import ConfigError, Pix2PixError
+from pix2pix.errors import ConfigError, OutputExistsError, OutputOverlapError, Pix2PixError
 
 
 class ExportError(Pix2PixError):
@@ -61,6 +62,26 @@ def _require(module: str):
                           f"pip install 'pix2pix-pipeline[export]'") from e
 
 
+def _check_target(out: Path, model_path: Path, overwrite: bool, onnx: Any) -> None:
+    """Never replace the model being exported, nor a file that is not an earlier export."""
+    if not out.exists() and not out.is_symlink():
+        return
+    if out.is_dir():
+        raise OutputExistsError(f"--onnx {out}: a folder; give the path of the .onnx file to write")
+    if out.exists() and out.samefile(model_path):
+        raise OutputOverlapError(f"--onnx {out} is the model being exported; choose another file name")
+    if not overwrite:
+        raise OutputExistsError(f"--onnx {out} already exists; pass --overwrite to replace it")
+    try:  # protobuf parses many byte strings: an ONNX model also has a version and a graph
+        proto = onnx.load(str(out), load_external_data=False)
+        is_onnx = proto.ir_version > 0 and len(proto.graph.node) > 0
+    except Exception:
+        is_onnx = False
+    if not is_onnx:
+        raise OutputExistsError(f"--onnx {out} is not an ONNX file, so --overwrite will not replace it; "
+                                f"choose another file name") from None
+
+
 def export_onnx(
     model_path: str | Path,
     onnx_path: str | Path,
@@ -70,12 +91,16 @@ def export_onnx(
     opset: int = 17,
     netG: str | None = None,
     norm: str | None = None,
+    overwrite: bool = False,
 ) -> ExportResult:
     """Write ``onnx_path`` from any generator file and verify it with onnxruntime.
 
     ``check_sizes``: two (H, W) checked (default: the multiple, at least 64, then twice its
     height; batch 2 for the second). Raises ``ExportError`` (nothing left at ``onnx_path``) when the maximum absolute
-    difference exceeds ``tolerance``, ``ConfigError`` for a size the generator cannot take.
+    difference exceeds ``tolerance``, ``ConfigError`` for a size the generator cannot take,
+    ``OutputOverlapError`` when ``onnx_path`` is the model file, ``OutputExistsError`` when it
+    exists and ``overwrite`` is not given or it is not an ONNX file (only an earlier export is
+    ever replaced).
     """
     import torch
 
@@ -93,6 +118,7 @@ def export_onnx(
             raise ConfigError(f"--check-sizes: {h}x{w} is not a multiple of {m}, which "
                               f"{loaded.spec.generator} needs")
     out = Path(onnx_path)
+    _check_target(out, loaded.path, overwrite, onnx)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     try:

@@ -382,3 +382,18 @@ def test_extraction_folder_must_be_new_or_empty(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="new or empty"):
         extract_archive(arc, tmp_path / "dest")
     assert (tmp_path / "dest" / "mine.txt").read_text() == "keep"
+
+
+def test_an_html_page_or_an_empty_zip_gets_one_line_naming_the_archive(tmp_path: Path, capsys) -> None:
+    from pix2pix.cli import main as cli_main
+
+    page = tmp_path / "data.tar.gz"
+    page.write_text("<html><body>404 Not Found</body></html>")
+    assert cli_main(["build", str(page), str(tmp_path / "o1")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {page}: not a readable archive") and "HTML" in err[0]
+    empty = tmp_path / "empty.zip"
+    zipfile.ZipFile(empty, "w").close()
+    assert cli_main(["build", str(empty), str(tmp_path / "o2")]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {empty}: the archive holds no files"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data.tar.gz", "empty.zip"]

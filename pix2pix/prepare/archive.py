@@ -400,11 +400,31 @@ def extract_archive(
             ) from exc
         if isinstance(exc, (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, lzma.LZMAError,
                             OSError)) and not isinstance(exc, UnsafeArchiveError):
-            raise SourceError(f"{archive}: not a readable archive ({exc}); re-download it") from exc
+            raise SourceError(f"{archive}: not a readable archive ({_one_line(exc)}; it starts with "
+                              f"{_head(archive)}); re-download it or check what the URL served") from exc
         raise
     entries = [p for p in dest.iterdir() if not p.name.startswith((".", "__MACOSX"))]
+    if not entries and not rejected:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise SourceError(f"{archive}: the archive holds no files")
     root = entries[0] if len(entries) == 1 and entries[0].is_dir() else dest
     return Extracted(root, rejected)
+
+
+def _one_line(exc: BaseException) -> str:
+    """tarfile lists every compression it tried on lines of their own: one line for the terminal."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _head(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return "unreadable bytes"
+    if head.lstrip()[:1] == b"<":
+        return f"{head[:16]!r}: an HTML or XML page?"
+    return repr(head[:8]) if head else "nothing (an empty file)"
 
 
 def _extract(

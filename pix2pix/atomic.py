@@ -98,6 +98,11 @@ def claim(out: str | Path, *, inputs: Mapping[str, str | Path | None], overwrite
     (another run writes it).
     """
     out = Path(out)
+    here = Path.cwd().resolve()
+    if out.resolve() == here or out.resolve() in here.parents:
+        # Publishing renames OUT: the folder this process stands in would be moved away under it.
+        raise OutputExistsError(f"{out} is (or contains) the current folder {here}; run from elsewhere "
+                                f"or name OUT from its parent (e.g. ../{out.resolve().name})")
     check_disjoint(out, inputs, allow_inside=allow_inside)
     if out.is_symlink():  # publishing renames: it would replace the link, not write where it points
         raise OutputExistsError(f"{out} is a symbolic link (to {os.readlink(out)}); give the folder itself "

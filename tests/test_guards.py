@@ -349,3 +349,38 @@ def test_a_symlinked_out_is_refused_and_a_leftover_old_link_does_not_break_publi
     publish(staging, out)
     assert (out / "dataset.json").is_file() and not sibling(out, "old").exists()
     assert not sibling(out, "old").is_symlink() and real.is_dir()
+
+
+def test_out_that_is_the_current_folder_is_refused_before_any_work(tmp_path: Path, monkeypatch) -> None:
+    """`pix2pix build ../photos .` used to run the whole build, then fail with exit 5."""
+    from pix2pix.errors import OutputExistsError
+
+    here = tmp_path / "f"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    for out in (".", "..", str(here)):
+        with pytest.raises(OutputExistsError, match="the current folder"):
+            claim(out, inputs={"SOURCE": tmp_path / "photos"}, overwrite=True, marker="dataset.json")
+    assert list(here.iterdir()) == [] and not (tmp_path / ".f.lock").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_cleans_up_like_ctrl_c(tmp_path: Path) -> None:
+    """`kill PID` (docker stop, CI timeouts) left `.OUT.partial` and `.OUT.lock` and exit -15."""
+    import signal
+    import time
+
+    src = tmp_path / "src"
+    for i in range(60):
+        save(src / f"img{i}.jpg", noise(900, 1200, i), quality=95)
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "pix2pix.cli", "build", str(src), str(out), "--size", "512",
+                             "--workers", "2", *FOLDER], env=env(), stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while not any(p.name.startswith(".out.") for p in tmp_path.iterdir()) and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err.split("interrupted")[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]

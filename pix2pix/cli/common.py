@@ -11,7 +11,9 @@ its dest starts with ``cfg_``). Errors name the file, the section or the missing
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -66,11 +68,18 @@ def config_from(cls: type, values: Mapping[str, Any], what: str) -> Any:
     return cls(**values)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_guarded(func: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
     """Run one command; every library or system error ends as one `error: ...` line on stderr
     and the exit code of the one table (`pix2pix.errors.EXIT_CODES_HELP`), never a traceback."""
     from pix2pix.errors import EXIT_INTERRUPTED, Pix2PixError, error_line, exit_code
 
+    if threading.current_thread() is threading.main_thread():
+        # `kill`, `docker stop`, CI timeouts send SIGTERM: clean up (staging, lock) as for Ctrl-C.
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         return int(func(args) or 0)
     except (Pix2PixError, OSError) as exc:

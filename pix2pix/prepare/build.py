@@ -702,9 +702,11 @@ def build_dataset(config: BuildConfig, *, extra_rejected: Sequence[dict] = ()) -
     """Build a whole dataset from `config` (plan → process → finalize); the library entry point."""
     started = time.perf_counter()
     plan = plan_build(config)
+    stream = process_items(plan, plan.items, workers=config.workers, progress=config.progress)
     try:
-        records = list(process_items(plan, plan.items, workers=config.workers, progress=config.progress))
+        records = list(stream)
         return finalize_build(plan, records, extra_rejected=extra_rejected, started=started)
     except BaseException:
+        stream.close()  # stops the worker pool now: no worker may write into staging after it is removed
         _cleanup(plan)
         raise

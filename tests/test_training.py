@@ -483,6 +483,34 @@ def test_flow_task_runs_the_library(ds, tmp_path):
     assert summary["step"] == 3 and (tmp_path / "run" / "generator.pt").is_file()
 
 
+def test_a_shorter_schedule_starts_fresh_and_a_longer_one_resumes(ds, tmp_path, capsys):
+    run = tmp_path / "run"
+    train(tiny(n_epochs=2, n_epochs_decay=1), ds, run, progress=False)  # 3 epochs, 9 steps
+    # `dvc exp run -S train.n_epochs=1 -S train.n_epochs_decay=0` after it: not a resume
+    # (that would train nothing and report the 3-epoch model as the 1-epoch experiment).
+    with pytest.raises(ResumeMismatchError,
+                       match="schedule: the checkpoint has trained 3 epochs") as e:
+        train(tiny(n_epochs=1, n_epochs_decay=0), ds, run, resume=True, progress=False)
+    assert set(e.value.differences) == {"schedule"}
+    capsys.readouterr()
+    # on_mismatch="fresh" (what dvc.yaml runs): says why, trains the 1 epoch from scratch.
+    r = train(tiny(n_epochs=1, n_epochs_decay=0), ds, run, resume=True, on_mismatch="fresh",
+              progress=False)
+    assert "starting fresh" in capsys.readouterr().out
+    assert r.resumed_from is None and (r.step, r.epoch) == (3, 1)
+    assert json.loads((run / "metrics.json").read_text())["step"] == 3
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["ckpt-3.pt", "latest.pt"]
+    train(tiny(n_epochs=1, n_epochs_decay=0), ds, tmp_path / "ref", progress=False)
+    assert state_equal(weights(run)["G"], weights(tmp_path / "ref")["G"]) == []
+    # A longer schedule continues it: epoch 1 -> 3.
+    r = train(tiny(n_epochs=2, n_epochs_decay=1), ds, run, resume=True, on_mismatch="fresh",
+              progress=False)
+    assert r.resumed_from is not None and (r.step, r.epoch) == (9, 3)
+    # A finished run asked for another schedule of the same length would train nothing either.
+    with pytest.raises(ResumeMismatchError, match="schedule"):
+        train(tiny(n_epochs=3, n_epochs_decay=0), ds, run, resume=True, progress=False)
+
+
 def test_resuming_a_finished_run_rewrites_its_outputs_only(ds, tmp_path):
     run = tmp_path / "run"
     train(tiny(n_epochs=1, n_epochs_decay=0, sample_every=2), ds, run, progress=False)

@@ -102,6 +102,42 @@ class ProgressBar(Callback):
         self.bar.close()
 
 
+class EpochProgress(Callback):
+    """One plain line per epoch, for logs and pipes (``dvc repro``) where a bar cannot redraw::
+
+        epoch 3/80 (step 36/960): 1.92 steps/s, ETA 8m01s; G_L1 21.3, val_L1 0.214
+
+    The rate counts this session's steps only (a resumed run's earlier steps took no time here).
+    """
+
+    def __init__(self, total_steps: int, initial_step: int, total_epochs: int,
+                 steps_per_epoch: int, write: Any = print) -> None:
+        import time
+
+        self._clock = time.perf_counter
+        self.total_steps, self.total_epochs = total_steps, total_epochs
+        self.steps_per_epoch, self.write = steps_per_epoch, write
+        self._start_step, self._start = initial_step, self._clock()
+
+    def on_epoch(self, metrics: dict[str, float], epoch: int) -> None:
+        step = min(epoch * self.steps_per_epoch, self.total_steps)
+        rate = (step - self._start_step) / max(self._clock() - self._start, 1e-9)
+        eta = format_duration((self.total_steps - step) / rate) if rate > 0 else "?"
+        shown = ", ".join(f"{k} {metrics[k]:.4g}" for k in ("G_L1", "val_L1") if k in metrics)
+        self.write(f"epoch {epoch}/{self.total_epochs} (step {step}/{self.total_steps}): "
+                   f"{rate:.3g} steps/s, ETA {eta}" + (f"; {shown}" if shown else ""))
+
+
+def format_duration(seconds: float) -> str:
+    """``3h04m``, ``8m01s``, ``12s``."""
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    if s >= 60:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s}s"
+
+
 class EpochHistory(Callback):
     """Appends each epoch's metrics to ``RUN_DIR/history.jsonl`` (one JSON object a line).
 

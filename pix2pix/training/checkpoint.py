@@ -1,14 +1,17 @@
-"""Self-describing checkpoints, written atomically, loadable with ``weights_only=True``.
+"""The checkpoint layout, in one place: what a run folder holds, written and read here.
 
 Run folder::
 
-    RUN_DIR/checkpoints/ckpt-<step>.pt   full state, the last ``keep_last`` kept
+    RUN_DIR/checkpoints/ckpt-<step>.pt   full state (``training_state``), the last ``keep_last``
+                                         kept (default 3; resume needs only the newest)
     RUN_DIR/checkpoints/latest.pt        hard link to the newest (a copy where links fail)
     RUN_DIR/generator.pt                 G only, fp32, + the config needed to rebuild it
 
-A full checkpoint holds G, D, both optimisers and schedulers, step / epoch / position in the
-epoch, RNG states (torch, CUDA, numpy, python) as tensors, the resolved config as a dict and the
-dataset fingerprint (sha256 of manifest.jsonl). Nothing in it is pickled code.
+A full checkpoint holds G, D, both optimisers and schedulers, the loss scaler, step / epoch /
+position in the epoch, every rank's RNG states (torch, CUDA, numpy, python) as tensors, the
+resolved config as a dict, the resume key and the dataset fingerprint (sha256 of
+manifest.jsonl), and a checksum. Nothing in it is pickled code (``weights_only=True`` loads it).
+``start_or_resume`` decides whether a run continues one; ``load_generator`` rebuilds G.
 """
 
 from __future__ import annotations
@@ -26,11 +29,20 @@ import torch
 from torch import nn
 
 from pix2pix.errors import EXIT_IO, EXIT_MISMATCH, Pix2PixError
+from pix2pix.training import distributed
 
 CHECKPOINT_FORMAT = "pix2pix-train-checkpoint"
 GENERATOR_FORMAT = "pix2pix-generator"
 FORMAT_VERSION = 1
 _CKPT_RE = re.compile(r"^ckpt-(\d+)\.pt$")
+LATEST = "latest.pt"
+GENERATOR_FILE = "generator.pt"
+# The objects whose state_dict a full checkpoint holds, under these keys.
+STATE_OBJECTS = ("G", "D", "opt_G", "opt_D", "sched_G", "sched_D", "scaler")
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    return Path(run_dir) / "checkpoints"
 
 
 class CheckpointError(Pix2PixError):
@@ -179,8 +191,8 @@ def write_checkpoint(state: dict[str, Any], ckpt_dir: Path, *, step: int, keep_l
     """Write ``ckpt-<step>.pt``, point ``latest.pt`` at it, delete all but the last K."""
     path = ckpt_dir / f"ckpt-{step}.pt"
     atomic_save(state, path)
-    latest = ckpt_dir / "latest.pt"
-    tmp = ckpt_dir / f".latest.pt.tmp-{os.getpid()}"
+    latest = ckpt_dir / LATEST
+    tmp = ckpt_dir / f".{LATEST}.tmp-{os.getpid()}"
     tmp.unlink(missing_ok=True)
     try:
         os.link(path, tmp)  # a hard link: no second copy on disk, survives pruning of `path`
@@ -189,6 +201,53 @@ def write_checkpoint(state: dict[str, Any], ckpt_dir: Path, *, step: int, keep_l
     os.replace(tmp, latest)
     for _, old in list_checkpoints(ckpt_dir)[:-keep_last]:
         old.unlink(missing_ok=True)
+    return path
+
+
+def training_state(
+    objects: dict[str, Any], *, step: int, epoch: int, batch: int,
+    rng_per_rank: list[dict[str, Any]], history: dict[str, Any], step_metrics: dict[str, float],
+    config: dict[str, Any], resume_key: dict[str, Any], fingerprint: str, world_size: int,
+) -> dict[str, Any]:
+    """The full checkpoint dict. ``objects``: ``STATE_OBJECTS`` → module / optimiser /
+    scheduler / GradScaler; ``batch``: batches of ``epoch`` done (0 at an epoch's end)."""
+    scaler = objects["scaler"]
+    return {
+        "format": CHECKPOINT_FORMAT, "version": FORMAT_VERSION,
+        **{k: objects[k].state_dict() for k in STATE_OBJECTS if k != "scaler"},
+        "scaler": scaler.state_dict() if scaler.is_enabled() else {},
+        "step": step, "epoch": epoch, "batch": batch,
+        "rng_per_rank": rng_per_rank, "history": history, "step_metrics": step_metrics,
+        # The data order needs no state of its own: it is a function of (seed, epoch).
+        "data_order": {"seed": config["seed"], "epoch": epoch,
+                       "samples_done": batch * config["batch_size"]},
+        "config": config, "resume_key": resume_key,
+        "dataset_fingerprint": fingerprint, "world_size": world_size,
+    }
+
+
+def restore_training_state(state: dict[str, Any], objects: dict[str, Any], *,
+                           rank: int = 0) -> dict[str, Any]:
+    """Load ``state`` (from ``training_state``) into ``objects`` and restore ``rank``'s RNGs.
+
+    Returns the position: step, epoch, batch, history, step_metrics.
+    """
+    for k in STATE_OBJECTS:
+        if k != "scaler" or state.get("scaler"):
+            objects[k].load_state_dict(state[k])
+    rngs = state["rng_per_rank"]
+    if rank < len(rngs) and rngs[rank] is not None:  # a new rank (more GPUs) starts its own
+        restore_rng_state(rngs[rank])
+    return {"step": state["step"], "epoch": state["epoch"], "batch": state["batch"],
+            "history": dict(state.get("history", {})),
+            "step_metrics": dict(state.get("step_metrics", {}))}
+
+
+def save_generator(G: nn.Module, config: dict[str, Any], run_dir: Path, *, step: int,
+                   epoch: int, fingerprint: str) -> Path:
+    """Write ``RUN_DIR/generator.pt`` (``generator_payload``) atomically; returns its path."""
+    path = Path(run_dir) / GENERATOR_FILE
+    atomic_save(generator_payload(G, config, step=step, epoch=epoch, fingerprint=fingerprint), path)
     return path
 
 
@@ -249,7 +308,7 @@ def find_resumable(ckpt_dir: Path, warn: Any = print) -> tuple[Path, dict[str, A
     checkpoint and what is wrong with it when there are some but none is usable (never a
     silent fresh start that would prune them).
     """
-    candidates = [ckpt_dir / "latest.pt"] if (ckpt_dir / "latest.pt").exists() else []
+    candidates = [ckpt_dir / LATEST] if (ckpt_dir / LATEST).exists() else []
     candidates += [p for _, p in reversed(list_checkpoints(ckpt_dir))]
     if not candidates:
         return None
@@ -314,9 +373,16 @@ def set_inference_mode(G: nn.Module, eval_mode: str) -> nn.Module:
 
 
 def compare_for_resume(
-    ckpt: dict[str, Any], resume_key: dict[str, Any], fingerprint: str
+    ckpt: dict[str, Any], resume_key: dict[str, Any], fingerprint: str,
+    schedule: tuple[int, int] | None = None,
 ) -> dict[str, tuple[Any, Any]]:
-    """{key: (checkpoint value, current value)} for every difference that forbids resuming."""
+    """{key: (checkpoint value, current value)} for every difference that forbids resuming.
+
+    ``schedule`` (n_epochs, n_epochs_decay) of this run: a longer schedule continues the
+    checkpoint; one shorter than the epochs it has trained (or a different schedule of a run
+    that has finished) cannot, since nothing would be trained and the old model would be
+    reported under the new schedule. That difference is keyed ``"schedule"``.
+    """
     diffs: dict[str, tuple[Any, Any]] = {}
     old = ckpt.get("resume_key", {})
     for k in sorted(set(old) | set(resume_key)):
@@ -324,15 +390,76 @@ def compare_for_resume(
             diffs[k] = (old.get(k, "<absent>"), resume_key.get(k, "<absent>"))
     if ckpt.get("dataset_fingerprint") != fingerprint:
         diffs["dataset_fingerprint"] = (ckpt.get("dataset_fingerprint"), fingerprint)
+    if schedule is not None:
+        cfg = ckpt.get("config", {})
+        before = (cfg.get("n_epochs"), cfg.get("n_epochs_decay"))
+        done, total = ckpt.get("epoch", 0), sum(schedule)
+        if done > total or (done >= total and before != tuple(schedule)):
+            diffs["schedule"] = ((done, *before), (total, *schedule))
     return diffs
 
 
 def describe_differences(diffs: dict[str, tuple[Any, Any]]) -> str:
     parts = []
     for k, (old, new) in diffs.items():
-        if k == "dataset_fingerprint":
+        if k == "schedule":
+            parts.append(f"schedule: the checkpoint has trained {old[0]} epochs (of n_epochs "
+                         f"{old[1]} + n_epochs_decay {old[2]}), this run asks for {new[0]} "
+                         f"(n_epochs {new[1]} + n_epochs_decay {new[2]}); a shorter or changed "
+                         f"schedule cannot continue a run past it")
+        elif k == "dataset_fingerprint":
             parts.append(f"dataset_fingerprint (manifest.jsonl sha256): checkpoint "
                          f"{str(old)[:12]}…, now {str(new)[:12]}…")
         else:
             parts.append(f"{k}: checkpoint {old!r}, now {new!r}")
     return "; ".join(parts)
+
+
+def start_or_resume(
+    ckpt_dir: Path, resume: bool | str | Path, on_mismatch: str, cfg: Any, fingerprint: str,
+    *, log: Any = print, ctx: distributed.DistContext | None = None,
+) -> dict[str, Any] | None:
+    """The checkpoint state to continue from (with ``"_path"``), or None for a fresh start.
+
+    ``resume``: False refuses a folder with checkpoints (``CheckpointError``); True takes the
+    newest usable one (``find_resumable``), a path takes that file. A checkpoint that differs
+    (``compare_for_resume`` with ``cfg``'s resume key and schedule) raises
+    ``ResumeMismatchError`` (``on_mismatch="stop"``) or is removed with its folder after saying
+    why (``"fresh"``).
+    """
+    existing = (ckpt_dir / LATEST).exists() or bool(list_checkpoints(ckpt_dir))
+    if resume is False or resume is None:
+        if existing:
+            raise CheckpointError(
+                f"{ckpt_dir}: holds checkpoints of an earlier run; pass --resume to continue it "
+                f"or choose a new run folder"
+            )
+        return None
+    if resume is True:
+        # latest.pt damaged or missing: the newest good ckpt-<step>.pt, said out loud.
+        found = find_resumable(ckpt_dir, warn=log)
+        if found is None:
+            log(f"no checkpoint in {ckpt_dir}: starting fresh")
+            return None
+        path, state = found
+    else:
+        path = Path(resume)
+        state = load_checkpoint(path)
+    diffs = compare_for_resume(state, cfg.resume_key(), fingerprint,
+                               schedule=(cfg.n_epochs, cfg.n_epochs_decay))
+    if not diffs:
+        return state | {"_path": str(path)}
+    why = describe_differences(diffs)
+    if on_mismatch == "stop":
+        raise ResumeMismatchError(
+            f"{path}: not resuming, this run differs from the checkpoint: {why}. "
+            f"Use --on-mismatch fresh to start over (discards {ckpt_dir}) or a new run folder.",
+            diffs,
+        )
+    log(f"{path}: starting fresh, this run differs from the checkpoint: {why}")
+    ctx = ctx or distributed.DistContext()
+    distributed.barrier(ctx)  # every rank has read the checkpoint before rank 0 removes it
+    if ctx.is_main:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+    distributed.barrier(ctx)
+    return None

@@ -151,3 +151,44 @@ def test_no_import_cycles() -> None:
         if v not in index:
             visit(v)
     assert not cycles, f"import cycles: {cycles}"
+
+
+MAX_MODULE_LINES = 500
+MAX_FUNCTION_LINES = 100
+SIZE_WAIVER = re.compile(r"^# size: \S", re.M)  # `# size: <why>` at column 0 exempts a file
+
+
+def _size_offenders(path: Path) -> list[str]:
+    src = path.read_text()
+    if SIZE_WAIVER.search(src):
+        return []
+    found = []
+    lines = len(src.splitlines())
+    if lines > MAX_MODULE_LINES:
+        found.append(f"{lines} lines (module)")
+    for node in ast.walk(ast.parse(src, filename=str(path))):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            n = node.end_lineno - node.lineno + 1
+            if n > MAX_FUNCTION_LINES:
+                found.append(f"{node.name}(): {n} lines")
+    return found
+
+
+def test_modules_and_functions_stay_readable_sizes() -> None:
+    offenders = {str(p.relative_to(ROOT)): found for pkg in PACKAGES
+                 for p in sorted((ROOT / pkg).rglob("*.py")) if (found := _size_offenders(p))}
+    assert offenders == {}, (
+        f"over {MAX_MODULE_LINES} lines a module or {MAX_FUNCTION_LINES} a function: {offenders}; "
+        f"split it, or say why not in a `# size: <why>` comment")
+
+
+def test_the_size_check_sees_functions_and_modules_and_honours_a_reason(tmp_path: Path) -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES))
+    long_fn = tmp_path / "long_fn.py"
+    long_fn.write_text(f"def f():\n{body}")
+    assert _size_offenders(long_fn) == [f"f(): {MAX_FUNCTION_LINES + 1} lines"]
+    long_module = tmp_path / "long_module.py"
+    long_module.write_text("".join(f"y{i} = {i}\n" for i in range(MAX_MODULE_LINES + 1)))
+    assert _size_offenders(long_module) == [f"{MAX_MODULE_LINES + 1} lines (module)"]
+    long_module.write_text("# size: one table, read as a whole\n" + long_module.read_text())
+    assert _size_offenders(long_module) == []

@@ -27,6 +27,8 @@ which other files were in the run. In ``eval`` mode same-shape inputs and tiles 
 Output pixels are ``round((y + 1) * 127.5)``; the official code truncates (``astype(uint8)``),
 so its images are on average half a level darker and differ by at most one level.
 """
+# size: input collection, tiling and the engine are one stream over the same Job records; the
+# translate flow work (issue 11) changes it now, a split is planned after it lands.
 
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ The build is a stream in three steps that the Prefect flow also calls one by one
 `finalize_build` (drop exact duplicates, report near-duplicates, write manifest, rejections,
 dataset.json and preview, then move the finished folder into place in one rename).
 """
+# size: the build stream in one file: plan, per-item work (worker processes) and finalize share its
+# record types; the dataset-contract move (pix2pix/dataset.py, issue 9) is taking parts out of it.
 
 from __future__ import annotations
 

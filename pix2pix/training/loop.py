@@ -32,6 +32,7 @@ from pix2pix.paths import check_disjoint
 from pix2pix.training import checkpoint as ckpt_io
 from pix2pix.training import distributed
 from pix2pix.training.callbacks import CallbackList, EpochHistory, EpochProgress, ProgressBar
+from pix2pix.training.compute import Runtime, setup_runtime
 from pix2pix.training.config import TrainConfig
 from pix2pix.training.data import (
     DatasetError,
@@ -43,7 +44,6 @@ from pix2pix.training.data import (
     to_model_range,
     worker_process_context,
 )
-from pix2pix.training.runtime import Runtime, setup_runtime
 from pix2pix.training.step import make_adam, pix2pix_step
 from pix2pix.training.validation import sample_grid, validate
 

@@ -9,9 +9,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from pix2pix.training.compute import Runtime
 from pix2pix.training.config import TrainConfig
 from pix2pix.training.data import PairDataset, from_model_range, to_model_range
-from pix2pix.training.runtime import Runtime
 
 
 @contextlib.contextmanager

@@ -481,3 +481,23 @@ def test_build_with_only_bad_files_fails_and_leaves_nothing(tmp_path, photos):
         assert kind in message, message
     # no out/, no .out.partial: only the list of every rejection beside OUT
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.rejected.jsonl", "src"]
+
+
+def test_an_image_past_pillows_own_bomb_limit_is_told_in_our_terms(tmp_path) -> None:
+    """A 30000x30000 PNG used to be reported with Pillow's 178,956,970-pixel text, not our limit."""
+    import zlib
+
+    from pix2pix.errors import ImageRejected
+    from pix2pix.imageio import load_rgb
+
+    w = h = 30000
+    raw = zlib.compress(b"".join(b"\0" + bytes(w) for _ in range(64)), 9)  # the rest of the rows missing
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", w.to_bytes(4, "big") + h.to_bytes(4, "big") + b"\x08\x00\x00\x00\x00")
+           + chunk(b"IDAT", raw) + chunk(b"IEND", b""))
+    with pytest.raises(ImageRejected) as info:
+        load_rgb(png, max_pixels=50_000_000)
+    # Pillow's check or ours (an earlier, larger --max-pixels raises Pillow's limit): the same terms
+    assert info.value.reason.startswith("over the pixel limit: ") and "178,956,970" not in info.value.reason
+    assert info.value.reason.endswith("900,000,000 pixels > 50,000,000 (raise --max-pixels to accept it)")

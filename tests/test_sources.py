@@ -244,6 +244,21 @@ def test_own_dataset_as_source_keeps_splits_and_skips_its_bookkeeping(tmp_path: 
     assert meta["source_kind"] == "ab" and "dataset.json" in meta["source_detection"]
 
 
+def test_own_dataset_without_its_dataset_json_never_trains_on_its_preview(tmp_path: Path, photos) -> None:
+    src = tmp_path / "src"
+    for name, img in photos.items():
+        save(src / f"{name}.jpg", img, quality=95)
+    first = tmp_path / "first"
+    build_dataset(cfg(src, first, size=64, op="edges", split="0.5,0.25,0.25"))
+    (first / "dataset.json").unlink()  # copied without it, or hand-edited
+    second = tmp_path / "second"
+    build_dataset(cfg(first, second, size=64, source_type="ab"))
+    sources = {r["source"]["AB"] for r in manifest(second)}
+    assert "preview.jpg" not in sources and len(sources) == len(manifest(first))
+    skipped = {r["source"]: r["kind"] for r in rejected(second)}
+    assert skipped["preview.jpg"] == skipped["manifest.jsonl"] == "not an input"  # accounted for, not used
+
+
 # --- detection --------------------------------------------------------------------------------
 
 

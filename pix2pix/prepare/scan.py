@@ -75,6 +75,11 @@ def own_dataset_meta(folder: Path) -> dict | None:
     return meta if isinstance(meta, dict) and meta.get("format") == DATASET_FORMAT else None
 
 
+def _looks_like_our_layout(entries: list[os.DirEntry]) -> bool:
+    names = {e.name for e in entries}
+    return "manifest.jsonl" in names and bool(names & {"train", "val", "test"})
+
+
 @dataclass
 class Listing:
     """Every entry under a source: the regular files that are inputs, and the rest with reasons."""
@@ -106,6 +111,9 @@ def walk_source(root: Path) -> Listing:
                                                f"cannot read folder ({exc.strerror})"))
             continue
         ours = own_dataset_meta(folder) is not None
+        # Without its dataset.json (copied without it, hand-edited), our layout still shows by its
+        # manifest: the contact sheet must never become a training pair. Reported, not silent.
+        looks_ours = not ours and _looks_like_our_layout(entries)
         for e in entries:
             rel = prefix + e.name
             if e.name.startswith(".") or e.name == "__MACOSX":
@@ -127,6 +135,10 @@ def walk_source(root: Path) -> Listing:
                 stack.append((Path(e.path), rel + "/"))
             elif stat.S_ISREG(st.st_mode):
                 if _is_bookkeeping(e.name) or (ours and e.name in OWN_DATASET_FILES):
+                    continue
+                if looks_ours and e.name in OWN_DATASET_FILES:
+                    listing.rejected.append(_rejection(rel, "not an input", "the bookkeeping of a pix2pix "
+                                                       "dataset (beside its manifest.jsonl), not an image pair"))
                     continue
                 listing.files.append(rel)
             else:

@@ -275,15 +275,21 @@ def _parse_options(specs: list[str]) -> dict[str, Any]:
 
 def flow_arguments(args: argparse.Namespace) -> dict[str, Any]:
     """The flow's keyword arguments from parsed flags, --params and --option (flags win)."""
-    import inspect
-
     flags = {k: v for k, v in vars(args).items() if k not in ("params", "params_section", "option", "source", "out")}
     values = stage_values(args.params, args.params_section, flags=flags,
                           positional={"source": args.source, "out": args.out}, required=("source", "out"))
-    values.pop("progress", None)  # a flow reports progress as an artifact, not a terminal bar
-    own = set(inspect.signature(build_dataset_flow.fn).parameters)
-    options = {k: v for k, v in values.items() if k not in own} | _parse_options(args.option)
-    return {k: v for k, v in values.items() if k in own} | {"options": options or None}
+    return flow_kwargs(values, _parse_options(args.option))
+
+
+def flow_kwargs(values: dict[str, Any], options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Split build settings into the flow's own parameters and `options` (every other BuildConfig key)."""
+    import inspect
+
+    values = {k: v for k, v in values.items() if k != "progress"}  # a flow reports progress as an artifact
+    own = set(inspect.signature(build_dataset_flow.fn).parameters) - {"options"}
+    extra = {k: v for k, v in values.items() if k not in own and k != "options"}
+    extra |= dict(values.get("options") or {}) | (options or {})
+    return {k: v for k, v in values.items() if k in own} | {"options": extra or None}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,7 +7,8 @@
 
 Deployments: `build-dataset/default` (give `source` and `out`), one `build-dataset/<name>` per
 named dataset (`source` preset, `out` = data/<name>; a mirror via $PIX2PIX_DATASETS_URL or the
-`base_url` parameter) and `train/default` when the training flow is importable. Relative paths
+`base_url` parameter), `train/default`, `evaluate/default`, `translate/default`,
+`pipeline/default` and `dvc-repro/default` (`STAGE_FLOWS`). Relative paths
 in parameters are relative to the directory this process runs in. Details: docs/flows.md.
 """
 
@@ -39,17 +40,44 @@ def build_deployments() -> list[Any]:
     return deployments
 
 
+# (module, flow attribute, description, tags); each is served when its module imports.
+STAGE_FLOWS: list[tuple[str, str, str, list[str]]] = [
+    ("flows.train", "train", "Train pix2pix: give `dataset` and `run_dir` (preset: paper on CUDA, small on "
+     "a CPU unless given).", ["pix2pix", "train"]),
+    ("flows.evaluate", "evaluate_flow", "Evaluate a trained generator: give `generator`, `dataset`, `out`.",
+     ["pix2pix", "evaluate"]),
+    ("flows.translate", "translate_flow", "Translate images: give `model`, `inputs` (a list) and `out`.",
+     ["pix2pix", "translate"]),
+    ("flows.pipeline", "pipeline", "build-dataset -> train -> evaluate as subflows: give `source`, `dataset`, "
+     "`run_dir`, `report_dir` (optional `preset`, and dicts `build`, `train`, `evaluate`).", ["pix2pix", "pipeline"]),
+    ("flows.dvc_repro", "dvc_repro", "`dvc repro` in `repo` (default: the serving directory); stage outcomes "
+     "and metrics as artifacts.", ["pix2pix", "dvc"]),
+]
+# Served only with training (they run torch): --no-train leaves them out.
+TRAINING_FLOWS = {"flows.train", "flows.pipeline"}
+
+
+def stage_deployments(*, include_train: bool = True) -> list[Any]:
+    """`train/default`, `evaluate/default`, `translate/default`, `pipeline/default`, `dvc-repro/default`."""
+    import importlib
+
+    deployments = []
+    for module, attr, description, tags in STAGE_FLOWS:
+        if module in TRAINING_FLOWS and not include_train:
+            continue
+        try:
+            flow_obj = getattr(importlib.import_module(module), attr)
+        except ImportError as exc:
+            print(f"not serving {module}: it does not import ({exc})", file=sys.stderr)
+            continue
+        deployments.append(flow_obj.to_deployment(name="default", entrypoint_type=EntrypointType.MODULE_PATH,
+                                                  tags=tags, description=description))
+    return deployments
+
+
 def train_deployments() -> list[Any]:
-    """`train/default` when `flows.train` exposes the `train` flow (it needs the `train` extra)."""
-    try:
-        from flows.train import train
-    except ImportError as exc:
-        print(f"not serving train/default: flows.train does not import ({exc})", file=sys.stderr)
-        return []
-    if getattr(train, "name", None) != "train":
-        return []
-    return [train.to_deployment(name="default", entrypoint_type=EntrypointType.MODULE_PATH,
-                                tags=["pix2pix", "train"], description="Train pix2pix on an A|B dataset.")]
+    """`train/default` alone (kept for callers that serve only it)."""
+    return [d for d in stage_deployments() if d.flow_name == "train"]
 
 
 def serve_all(*, limit: int | None = None, include_train: bool = True) -> int:
@@ -66,7 +94,7 @@ def serve_all(*, limit: int | None = None, include_train: bool = True) -> int:
               "  prefect server start --host 127.0.0.1 --port 4200\n"
               "  export PREFECT_API_URL=http://127.0.0.1:4200/api", file=sys.stderr)
         return EXIT_USAGE
-    deployments = build_deployments() + (train_deployments() if include_train else [])
+    deployments = build_deployments() + stage_deployments(include_train=include_train)
     serve(*deployments, limit=limit)
     return 0
 
@@ -78,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--limit", type=int, default=None, metavar="N", help="at most N runs at a time")
-    p.add_argument("--no-train", action="store_true", help="do not serve train/default")
+    p.add_argument("--no-train", action="store_true", help="do not serve train/default and pipeline/default")
     args = p.parse_args(argv)
     return serve_all(limit=args.limit, include_train=not args.no_train)
 

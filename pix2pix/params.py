@@ -65,3 +65,14 @@ def stage_values(params: str | Path | None, section: str, *, set_items: Sequence
         if values.get(key) is None:
             raise ConfigError(f"{key.upper()} is missing: give it on the command line or as `{key}` in --params")
     return values
+
+
+def make_config(cls: type, values: Mapping[str, Any], what: str) -> Any:
+    """A config dataclass `cls` from `values`; an unknown key is a ConfigError naming the valid ones."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{what}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**values)

@@ -312,3 +312,128 @@ def test_chunks_run_on_a_local_dask_cluster(tmp_path: Path) -> None:
     reference = build_dataset(BuildConfig(source=str(src), out=str(tmp_path / "ref"), op="edges", progress=False))
     assert summary["counts"] == reference.counts and summary["total"] == 6
     assert (tmp_path / "out" / "manifest.jsonl").read_bytes() == (tmp_path / "ref" / "manifest.jsonl").read_bytes()
+
+
+# --- train, evaluate, translate, pipeline, dvc-repro flows -------------------------------------------
+
+TINY_TRAIN = {"generator": "unet_128", "size": 128, "ngf": 4, "ndf": 4, "n_epochs": 2, "n_epochs_decay": 0,
+              "num_workers": 0, "num_threads": 1, "sample_every": 2, "log_every": 1, "seed": 1}
+
+
+def test_stage_flow_helpers_render_what_the_ui_shows() -> None:
+    from flows import dvc_repro, evaluate, train_progress
+    from flows.build_dataset import flow_kwargs
+
+    metrics = {"L1": 0.25, "PSNR": 12.5, "SSIM": 0.4, "hist_intersection": {"L": 0.9, "a": 0.8, "b": 0.7},
+               "split": "test", "count": 3, "eval_mode": "train",
+               "baselines": {"identity (A as output)": {"L1": 0.5, "PSNR": 8.0, "SSIM": 0.1}}}
+    md = evaluate.metrics_markdown(metrics, "reports/x")
+    assert "| **model** | 0.2500 | 12.5000 | 0.4000 | 0.900/0.800/0.700 |" in md
+    assert "| identity (A as output) | 0.5000 | 8.0000 | 0.1000 |  |" in md and "reports/x/report.html" in md
+    assert "no baselines" in evaluate.metrics_markdown({k: v for k, v in metrics.items() if k != "baselines"}, "r")
+    assert train_progress.format_seconds(3725) == "1h02m" and train_progress.format_seconds(65) == "1m05s"
+    rows = train_progress.metrics_table({"epoch": 2, "val_L1": 0.123456789, "device": "cpu", "other": 1})
+    assert rows == [{"metric": "epoch", "value": 2}, {"metric": "val_L1", "value": 0.123457},
+                    {"metric": "device", "value": "cpu"}]
+    out = ("Running stage 'samples':\n> x\nStage 'build' didn't change, skipping\nRunning stage 'train':\n"
+           "ERROR: failed to reproduce 'train': failed to run: x, exited with 1\n")
+    assert dvc_repro.stage_outcomes(out) == {"samples": "ran", "build": "unchanged", "train": "failed"}
+    shown = json.dumps({"": {"data": {"m.json": {"data": {"L1": 0.5, "hist": {"L": 0.9}}}}}})
+    assert dvc_repro.metrics_rows(shown) == [{"file": "m.json", "metric": "L1", "value": 0.5},
+                                             {"file": "m.json", "metric": "hist.L", "value": 0.9}]
+    kw = flow_kwargs({"op": "edges", "quality": 90, "progress": True, "options": {"pad_color": "0,0,0"}})
+    assert kw == {"op": "edges", "options": {"quality": 90, "pad_color": "0,0,0"}}
+
+
+@pytest.mark.slow
+@harness
+def test_train_evaluate_translate_flows_report_in_the_ui(tmp_path: Path) -> None:
+    from dsfactory import make_dataset
+
+    from flows.evaluate import evaluate_flow
+    from flows.train import train
+    from flows.translate import translate_flow
+
+    ds = make_dataset(tmp_path / "ds", n_train=3, n_val=1, n_test=2, size=128)
+    run = tmp_path / "runs" / "Tiny_Run"
+    state = train(str(ds), str(run), overrides=TINY_TRAIN, dvclive=False, return_state=True)
+    assert state.is_completed(), state.message
+    metrics = state.result()
+    assert (metrics["epoch"], metrics["step"]) == (2, 6) and (run / "generator.pt").is_file()
+    assert metrics["samples"] == str(run / "samples" / "step-0000006.png") and Path(metrics["samples"]).is_file()
+    run_id = state.state_details.flow_run_id
+    logs = _logs_of(run_id, "epoch 2/2")
+    assert any("preset not given: using 'small' (no CUDA device" in m for m in logs), logs
+    assert any(m.startswith("epoch 2/2: G_GAN") and "val L1" in m and "img/s" in m for m in logs), logs
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        arts = {a.key: a for a in client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(like_="train-tiny-run")))}
+    assert set(arts) == {"train-tiny-run-progress", "train-tiny-run-metrics", "train-tiny-run-files"}
+    assert float(arts["train-tiny-run-progress"].data) == 100.0
+    assert "epoch 2/2, step 6, ETA 0s" in arts["train-tiny-run-progress"].description
+    table = {r["metric"]: r["value"] for r in json.loads(arts["train-tiny-run-metrics"].data)}
+    assert table["epoch"] == 2 and table["step"] == 6 and table["val_L1"] > 0
+    assert str(run / "samples") in arts["train-tiny-run-files"].data
+
+    state = evaluate_flow(str(run), str(ds), str(tmp_path / "report"), overrides={"num_threads": 1},
+                          return_state=True)
+    assert state.is_completed(), state.message
+    saved = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert state.result()["L1"] == saved["L1"]
+    [md] = [a for a in _artifacts_of(state.state_details.flow_run_id).values() if a.type == "markdown"]
+    assert md.key == "eval-report" and f"| **model** | {saved['L1']:.4f} |" in md.data
+    assert str(tmp_path / "report" / "report.html") in md.data
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "bad.jpg").write_bytes(b"not a jpeg")
+    for p in sorted((ds / "test").glob("*.jpg")):
+        (tmp_path / "in" / p.name).write_bytes(p.read_bytes())
+    result = translate_flow(str(run), [str(tmp_path / "in")], str(tmp_path / "t"), overrides={"eval_mode": "eval"})
+    assert result["count"] == 2 and [Path(r["input"]).name for r in result["rejected"]] == ["bad.jpg"]
+    assert len(list((tmp_path / "t").glob("*.png"))) == 2
+    with pytest.raises(ConfigError, match="translate: unknown setting"):
+        translate_flow.fn(str(run), [str(tmp_path / "in")], str(tmp_path / "t2"), overrides={"tiles": 3})
+
+
+@pytest.mark.slow
+@harness
+def test_dvc_repro_flow_reports_stages_and_metrics(tmp_path: Path) -> None:
+    import subprocess
+
+    from flows.dvc_repro import dvc_command, dvc_repro
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run([*dvc_command(), "init", "-q"], cwd=repo, check=True)
+    (repo / "score.sh").write_text("echo '{\"L1\": 0.5}' > m.json\n")
+    (repo / "dvc.yaml").write_text(
+        "stages:\n  make:\n    cmd: echo 1 > a.txt\n    outs: [a.txt]\n"
+        "  score:\n    cmd: sh score.sh\n    deps: [a.txt, score.sh]\n    metrics: [{m.json: {cache: false}}]\n")
+    first = dvc_repro(str(repo))
+    assert first["stages"] == {"make": "ran", "score": "ran"}
+    assert first["metrics"] == [{"file": "m.json", "metric": "L1", "value": 0.5}]
+    assert (repo / "dvc.lock").is_file()
+    state = dvc_repro(str(repo), return_state=True)
+    assert state.result()["stages"] == {"make": "unchanged", "score": "unchanged"}
+    arts = _artifacts_of(state.state_details.flow_run_id)
+    assert json.loads(arts["table"].data)  # the stage table (the metrics table has the same type)
+    (repo / "score.sh").write_text("exit 1\n")
+    state = dvc_repro(str(repo), return_state=True)
+    assert state.is_failed()
+    exc = state.result(raise_on_failure=False)
+    assert "dvc repro in" in str(exc) and "exited with 1" in str(exc) and "score" in str(exc)
+    with get_client_sync() as client:
+        [table] = [a for a in client.read_artifacts() if a.key == "dvc-repro-stages"
+                   and a.flow_run_id == state.state_details.flow_run_id]
+    assert json.loads(table.data) == [{"stage": "make", "outcome": "unchanged"},
+                                      {"stage": "score", "outcome": "failed"}]
+
+
+def get_client_sync():
+    from prefect.client.orchestration import get_client
+
+    return get_client(sync_client=True)

@@ -56,16 +56,10 @@ def stage_values(args: argparse.Namespace, *, positional: Mapping[str, Any] | No
 
 
 def config_from(cls: type, values: Mapping[str, Any], what: str) -> Any:
-    """A config dataclass from `values`; an unknown key is a ConfigError naming the valid ones."""
-    import dataclasses
+    """A config dataclass from `values` (`pix2pix.params.make_config`: unknown keys are named)."""
+    from pix2pix.params import make_config
 
-    from pix2pix.errors import ConfigError
-
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ConfigError(f"{what}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return cls(**values)
+    return make_config(cls, values, what)
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -298,6 +298,13 @@ def test_serve_defines_the_deployments_and_needs_a_server(capsys: pytest.Capture
     assert deps["facades"].parameters == {"source": "facades", "out": "data/facades"}
     assert all(d.entrypoint == "flows.build_dataset.build_dataset_flow" for d in deps.values())
     assert [d.name for d in train_deployments()] == ["default"]
+    from flows.serve import stage_deployments
+
+    served = {f"{d.flow_name}/{d.name}" for d in stage_deployments()}
+    assert served == {"train/default", "evaluate/default", "translate/default", "pipeline/default",
+                      "dvc-repro/default"}
+    assert {f"{d.flow_name}/{d.name}" for d in stage_deployments(include_train=False)} == {
+        "evaluate/default", "translate/default", "dvc-repro/default"}
     import argparse
 
     with temporary_settings(restore_defaults={PREFECT_API_URL}):

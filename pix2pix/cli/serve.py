@@ -1,4 +1,4 @@
-"""`pix2pix serve`: serve the Prefect deployments (build-dataset/*, train/default) until Ctrl-C.
+"""`pix2pix serve`: serve every Prefect deployment of the pipeline until Ctrl-C (see flows/serve.py).
 
     prefect server start --host 127.0.0.1 --port 4200 &
     PREFECT_API_URL=http://127.0.0.1:4200/api PREFECT_RUNNER_POLL_FREQUENCY=1 pix2pix serve
@@ -21,7 +21,11 @@ examples:
   prefect deployment run 'build-dataset/default' --param source=data/samples --param out=data/demo --watch
   prefect deployment run 'build-dataset/facades' --watch      # mirror: PIX2PIX_DATASETS_URL=...
 
-Serves build-dataset/default, build-dataset/<named dataset> (facades, maps, ...) and train/default.
+  prefect deployment run 'pipeline/default' -p source=data/samples -p dataset=data/ds -p run_dir=runs/x \
+      -p report_dir=reports/x -p preset=small -p train='{"n_epochs": 1, "n_epochs_decay": 0}' --watch
+
+Serves build-dataset/default, build-dataset/<named dataset> (facades, maps, ...), train/default,
+evaluate/default, translate/default, pipeline/default and dvc-repro/default.
 The UI is at http://127.0.0.1:4200. Relative paths in parameters are relative to this directory.
 See docs/flows.md.
 """ + exit_codes_epilog("serve: 2 no Prefect server configured (PREFECT_API_URL) or a bad --limit.")
@@ -30,7 +34,7 @@ See docs/flows.md.
 def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     """The options of `pix2pix serve` (`python -m flows.serve` takes the same)."""
     p.add_argument("--limit", type=int, default=None, metavar="N", help="at most N runs at a time (default: no limit)")
-    p.add_argument("--no-train", action="store_true", help="do not serve train/default")
+    p.add_argument("--no-train", action="store_true", help="do not serve train/default and pipeline/default")
 
 
 def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -38,7 +42,7 @@ def add_serve_parser(subparsers: Any) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "serve",
         help="serve the Prefect deployments (needs a Prefect server)",
-        description="Serve the build-dataset and train deployments from this process until Ctrl-C.",
+        description="Serve every pipeline deployment from this process until Ctrl-C.",
         epilog=SERVE_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

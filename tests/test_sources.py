@@ -424,3 +424,24 @@ def test_build_rejects_a_truncated_jpeg_among_photos(tmp_path: Path, photos) -> 
     (rej,) = rejected(out)
     assert rej["source"] == "cut.jpg" and rej["kind"] == "truncated"
 
+
+
+def test_images_named_like_notes_are_inputs_and_split_folders_keep_any_case(tmp_path: Path, photos) -> None:
+    """`License.jpg`, `readme.png` vanished without a record; `TEST/` images were re-split by hash."""
+    src = tmp_path / "notes"
+    names = ["License.jpg", "readme.png", "COPYING.jpeg", "ok.jpg"]
+    for name, img in zip(names, photos.values()):
+        save(src / name, img, quality=95)
+    (src / "LICENSE.txt").write_text("CC0")
+    out = tmp_path / "out"
+    build_dataset(cfg(src, out, size=64, op="edges", min_side=0))
+    assert sorted(r["source"]["B"] for r in manifest(out)) == sorted(names)
+
+    ab = tmp_path / "ab"
+    for i, (split, img) in enumerate(zip(["Train", "TEST", "Val", "train"], photos.values())):
+        half = np.asarray(Image.fromarray(img).resize((64, 64)))
+        save(ab / split / f"p{i}.png", np.concatenate([half, half[:, ::-1]], axis=1))
+    out2 = tmp_path / "out2"
+    build_dataset(cfg(ab, out2, size=64, source_type="ab"))
+    got = {r["source"]["AB"]: r["split"] for r in manifest(out2)}
+    assert got == {"Train/p0.png": "train", "TEST/p1.png": "test", "Val/p2.png": "val", "train/p3.png": "train"}

@@ -89,7 +89,7 @@ def detect_from_images(root: Path, images: list[str], max_pixels: int) -> Detect
     even = [f for f, (w, h) in sizes.items() if w % 2 == 0 and w > h]
     (common, n_common), = Counter(sizes.values()).most_common(1)
     twice = sum(w == 2 * h for w, h in sizes.values())
-    split_dirs = sorted({f.split("/")[0] for f in images if f.split("/")[0] in SPLITS and "/" in f})
+    split_dirs = sorted({f.split("/")[0] for f in images if f.split("/")[0].lower() in SPLITS and "/" in f})
     scores = []
     for f in _sample(even, DETECT_CHECKED):
         data = _read_small(root / f)

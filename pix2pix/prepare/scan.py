@@ -34,7 +34,11 @@ _BOOKKEEPING_SUFFIXES = (".sha256", ".part")
 # What `pix2pix build` writes beside its dataset.json: never inputs of another build.
 DATASET_FORMAT = "pix2pix-ab"
 OWN_DATASET_FILES = {"dataset.json", "manifest.jsonl", "rejected.jsonl", "near_duplicates.jsonl", "preview.jpg"}
-_BOOKKEEPING_NAMES = re.compile(r"^(licen[cs]es?|readme|copying)(\.\w+)?$|^(\.ds_store|thumbs\.db|desktop\.ini)$", re.I)
+# A note's name with an image extension (`license.jpg`, a scan; `readme.png`, a diagram) is an
+# image like any other: only text-like notes are left aside.
+_BOOKKEEPING_NAMES = re.compile(
+    r"^(licen[cs]es?|readme|copying)(\.(txt|md|rst|html?|pdf|markdown|rtf))?$|^(\.ds_store|thumbs\.db|desktop\.ini)$",
+    re.I)
 
 
 @dataclass(frozen=True)
@@ -290,8 +294,8 @@ def _strip_ext(rel: str) -> str:
 
 def _split_prefix(rel: str) -> tuple[str | None, str]:
     head, _, tail = rel.partition("/")
-    if tail and head in SPLITS:
-        return head, tail
+    if tail and head.lower() in SPLITS:  # `Train/`, `TEST/` (macOS, Windows) keep their split too
+        return head.lower(), tail
     return None, rel
 
 
@@ -303,7 +307,7 @@ def _split_of(part: str, role: str | None = None) -> str | None:
     return m.group(1).lower()
 
 
-_SPLIT_DIR = re.compile(r"^(train|val|test)([AaBb])?$")
+_SPLIT_DIR = re.compile(r"^(train|val|test)([AaBb])?$", re.I)
 
 
 def _images_and_rest(listing: Listing, scan: Scan) -> list[str]:

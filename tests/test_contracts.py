@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from pix2pix.evaluation.evaluate import EvalConfig
 from pix2pix.prepare.config import BuildConfig
 from pix2pix.training.config import TrainConfig
 
@@ -23,6 +24,8 @@ def test_params_sections_load_into_the_stage_configs() -> None:
     assert build.op == params["build"]["op"] and build.size == params["build"]["size"]
     train = TrainConfig.from_dict(params["train"])
     assert train.generator == params["train"]["generator"] and train.ngf == params["train"]["ngf"]
+    evaluate = EvalConfig.from_dict(params["evaluate"])
+    assert evaluate.split == params["evaluate"]["split"] and evaluate.eval_mode == params["evaluate"]["eval_mode"]
 
 
 def test_dvc_stages_declare_their_own_params_and_spell_paths_once() -> None:

@@ -20,16 +20,8 @@ from PIL import Image
 
 from pix2pix.cli.evaluate import main as cli_main
 from pix2pix.errors import ConfigError, OutputExistsError
-from pix2pix.evaluation.evaluate import (
-    PSNR_CAP,
-    EmptySplitError,
-    EvalConfig,
-    EvaluateError,
-    evaluate,
-    histogram_intersection,
-    lab_histogram,
-    pair_metrics,
-)
+from pix2pix.evaluation.evaluate import EmptySplitError, EvalConfig, EvaluateError, evaluate
+from pix2pix.evaluation.metrics import PSNR_CAP, histogram_intersection, lab_histogram, pair_metrics
 from pix2pix.training import TrainConfig, train
 
 N_TEST = 4

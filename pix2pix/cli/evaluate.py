@@ -14,7 +14,7 @@ import argparse
 import sys
 from typing import Any
 
-from pix2pix.cli.common import exit_codes_epilog
+from pix2pix.cli.common import add_config_flag, add_params_arguments, exit_codes_epilog, stage_values
 
 EXAMPLES = """\
 examples:
@@ -26,9 +26,13 @@ examples:
   pix2pix evaluate runs/maps data/maps runs/maps/eval-val --split val --overwrite
   # an official pretrained generator (trained BtoA on the facades dataset: labels -> photos)
   pix2pix evaluate facades_label2photo.pth data/facades out/official --direction BtoA --eval-mode eval
+  # settings from the `evaluate:` section of params.yaml (what `dvc repro` runs); flags win
+  pix2pix evaluate runs/demo data/dataset reports/demo --params params.yaml --overwrite
 
 Writes OUT/report.html (open it in a browser), OUT/metrics.json, OUT/per_image.csv,
-OUT/images/<id>.png (input | output | target) and OUT/plots/*.png.
+OUT/per_image.jsonl, OUT/images/<id>.png (input | output | target) and OUT/plots/*.png.
+Beside the model: the identity baseline (input as output) and, for inpainting datasets,
+OpenCV's Telea fill, with every metric also inside the masked box (`hole`).
 """ + exit_codes_epilog("evaluate: 1 bad data or generator file; 2 OUT exists, or OUT is/holds/lies in DATASET.")
 
 
@@ -53,22 +57,26 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    "file or an official latest_net_G.pth")
     p.add_argument("dataset", metavar="DATASET", help="dataset folder (with manifest.jsonl)")
     p.add_argument("out", metavar="OUT", help="output folder (refused if not empty, see --overwrite)")
-    p.add_argument("--split", default="test", help="split to evaluate (default: test)")
-    p.add_argument("--eval-mode", default="checkpoint", choices=["checkpoint", "train", "eval"],
-                   help="checkpoint: as stored in the generator file (default); train: dropout on + "
-                   "batch statistics (the paper); eval: dropout off + running statistics")
-    p.add_argument("--max-images", type=int, default=0, metavar="N",
-                   help="only the first N images of the split (default 0: all)")
-    p.add_argument("--batch-size", type=int, default=1, metavar="N",
-                   help="images per forward pass (default 1; in train mode it changes BatchNorm's statistics)")
-    p.add_argument("--seed", type=int, default=0, help="seed for test-time dropout (default 0)")
-    p.add_argument("--direction", default="model", choices=["model", "AtoB", "BtoA"],
-                   help="which half is the input: as the model was trained (default; AtoB for an "
-                   "official .pth, which does not store it), or AtoB / BtoA")
-    p.add_argument("--report-rows", type=int, default=16, metavar="N",
-                   help="image rows shown in report.html (default 16; all are written to OUT/images)")
-    p.add_argument("--device", default="auto", help="auto (CUDA, else CPU; default) | cpu | cuda | cuda:N")
-    p.add_argument("--threads", type=int, default=0, metavar="N", help="torch CPU threads (default: torch's choice)")
+    add_params_arguments(p, "evaluate")
+    # EvalConfig keys: a flag overrides --params only when given; the defaults live in EvalConfig.
+    add_config_flag(p, "--split", "split", help="split to evaluate (default: test)")
+    add_config_flag(p, "--eval-mode", "eval_mode", choices=["checkpoint", "train", "eval"],
+                    help="checkpoint: as stored in the generator file (default); train: dropout on + "
+                    "batch statistics (the paper); eval: dropout off + running statistics")
+    add_config_flag(p, "--max-images", "max_images", type=int, metavar="N",
+                    help="only the first N images of the split (default 0: all)")
+    add_config_flag(p, "--batch-size", "batch_size", type=int, metavar="N",
+                    help="images per forward pass (default 1; in train mode it changes BatchNorm's statistics)")
+    add_config_flag(p, "--seed", "seed", type=int, help="seed for test-time dropout (default 0)")
+    add_config_flag(p, "--direction", "direction", choices=["model", "AtoB", "BtoA"],
+                    help="which half is the input: as the model was trained (default; AtoB for an "
+                    "official .pth, which does not store it), or AtoB / BtoA")
+    add_config_flag(p, "--report-rows", "report_rows", type=int, metavar="N",
+                    help="image rows shown in report.html, worst first (default 16; all are written to OUT/images)")
+    add_config_flag(p, "--device", "device", help="auto (CUDA, else CPU; default) | cpu | cuda | cuda:N")
+    add_config_flag(p, "--threads", "num_threads", type=int, metavar="N",
+                    help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")
 
 
@@ -82,15 +90,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
     from pix2pix.evaluation.evaluate import EvalConfig, evaluate
 
-    config = EvalConfig(split=args.split, eval_mode=args.eval_mode, batch_size=args.batch_size,
-                        device=args.device, max_images=args.max_images, seed=args.seed,
-                        report_rows=args.report_rows, num_threads=args.threads, direction=args.direction)
-    result = evaluate(args.generator, args.dataset, args.out, config, overwrite=args.overwrite)
+    config = EvalConfig.from_dict(stage_values(args))
+    result = evaluate(args.generator, args.dataset, args.out, config, overwrite=args.overwrite,
+                      progress=not args.no_progress and sys.stderr.isatty())
     m = result.metrics
     h = m["hist_intersection"]
-    print(f"[evaluate] {result.count} {m['split']} images, eval_mode {result.eval_mode}: "
+    print(f"[evaluate] {result.count} {m['split']} images ({m['task']}), eval_mode {result.eval_mode}: "
           f"L1 {m['L1']:.4f}, PSNR {m['PSNR']:.2f} dB, SSIM {m['SSIM']:.4f}, "
           f"Lab hist. intersection {h['L']:.3f}/{h['a']:.3f}/{h['b']:.3f}")
+    for name, b in m["baselines"].items():
+        print(f"[evaluate] baseline {name}: L1 {b['L1']:.4f}, PSNR {b['PSNR']:.2f} dB, SSIM {b['SSIM']:.4f}")
+    if "hole" in m:
+        holes = ", ".join(f"{n} {b['hole']['L1']:.4f}" for n, b in m["baselines"].items())
+        print(f"[evaluate] inside the masked box, L1: model {m['hole']['L1']:.4f}, {holes}")
     print(f"[evaluate] report: {result.out_dir}/report.html")
     return 0
 

@@ -1,17 +1,23 @@
-"""Evaluate a trained generator on one split of an A|B dataset: images, metrics, plots, report.
+"""Evaluate a trained generator on one split of an A|B dataset: the run that ties the parts.
 
     from pix2pix.evaluation.evaluate import EvalConfig, evaluate
     result = evaluate("runs/facades/generator.pt", "data/facades", "runs/facades/eval-test",
                       EvalConfig(split="test", eval_mode="checkpoint"))
-    print(result.metrics["PSNR"], result.metrics["hist_intersection"])
+    print(result.metrics["PSNR"], result.metrics["baselines"]["identity"]["PSNR"])
 
-Output folder (written to a hidden sibling, renamed into place at the end)::
+records (manifest) → model (``pix2pix.models.io``) → outputs (the inference engine of
+``pix2pix.inference.translate``) → metrics (``metrics.py``, beside the ``baselines.py``) →
+report (``report.py``). Output folder (written to a hidden sibling, renamed into place)::
 
     OUT/images/<id>.png   input | output | target, uint8, at the generator's training size
-    OUT/metrics.json      split means (L1, PSNR, SSIM), Lab histogram intersections, what ran
-    OUT/per_image.csv     id, L1, PSNR, SSIM
+    OUT/metrics.json      split means (L1, PSNR, SSIM), Lab histogram intersections, the task,
+                          dataset, model, test-time mode, build warnings; ``hole`` (inpainting:
+                          the same inside the masked box) and ``baselines.identity`` /
+                          ``baselines.telea`` (inpainting only), each with its own ``hole``
+    OUT/per_image.csv     id, L1, PSNR, SSIM (manifest order)
+    OUT/per_image.jsonl   per image: the model's metrics, hole metrics and the baselines'
     OUT/plots/*.png       training curves (if RUN_DIR/history.jsonl exists), PSNR histogram
-    OUT/report.html       self-contained report (relative links only, no JS, no CDN)
+    OUT/report.html       self-contained report; image rows worst first by the model's L1
 
 ``eval_mode`` is the paper's test-time choice made explicit: ``train`` runs G as in training
 (dropout on, BatchNorm on the batch's statistics), ``eval`` switches both off, ``checkpoint``
@@ -22,42 +28,38 @@ uses what the generator file stores. Test-time dropout draws from a generator se
 from __future__ import annotations
 
 import csv
-import html
 import json
-import math
 import shutil
+import sys
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 
 from pix2pix.atomic import claim, publish, release, sibling
 from pix2pix.errors import ConfigError, Pix2PixError
+from pix2pix.evaluation import baselines
+from pix2pix.evaluation.metrics import (
+    HIST_BINS,
+    LAB_CHANNELS,
+    METRIC_KEYS,
+    PSNR_CAP,
+    box_metrics,
+    histogram_intersection,
+    lab_histogram,
+    mean_metrics,
+    pair_metrics,
+    scale_box,
+)
+from pix2pix.evaluation.report import plot_psnr_histogram, plot_training_curves, render_report
 from pix2pix.paths import safe_join
+from pix2pix.runtime import check_device_name
 
 EVAL_MODES = ("checkpoint", "train", "eval")
-PSNR_CAP = 100.0  # dB reported for identical images (MSE 0), so JSON stays valid and means finite
-HIST_BINS = 64
-LAB_RANGES = ((0.0, 100.0), (-128.0, 127.0), (-128.0, 127.0))  # L, a, b
-LAB_CHANNELS = ("L", "a", "b")
-# Paper, "Reference numbers": colour realism on Cityscapes labels→photo (histogram intersection
-# with ground truth in Lab). Comparable only for that task; shown for orientation.
-PAPER_HIST_INTERSECTION = {
-    "L1": {"L": 0.81, "a": 0.69, "b": 0.70},
-    "cGAN": {"L": 0.87, "a": 0.74, "b": 0.84},
-    "L1+cGAN": {"L": 0.86, "a": 0.84, "b": 0.82},
-}
-EVAL_MODE_MEANING = {
-    "train": "as in training (the paper and the official code without --eval): dropout on, "
-             "BatchNorm normalises with the statistics of the current batch (instance "
-             "normalisation at batch size 1). Dropout is seeded, so the report is reproducible.",
-    "eval": "dropout off, BatchNorm uses its running statistics from training: deterministic "
-            "outputs (the official code's --eval).",
-}
+# The manifest's `op` → the task the report names.
+TASKS = {"inpaint": "inpaint", "edges": "edges", "grayscale": "grayscale", "pair": "pairs", "ab": "pairs"}
 
 
 class EvaluateError(Pix2PixError):
@@ -95,9 +97,17 @@ class EvalConfig:
                 raise ConfigError(f"{key}: expected an integer >= 0, got {getattr(self, key)!r}")
         if self.direction not in ("model", "AtoB", "BtoA"):
             raise ConfigError(f"direction: expected model, AtoB or BtoA, got {self.direction!r}")
-        kind = self.device.split(":")[0]
-        if kind not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
+        check_device_name(self.device)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> EvalConfig:
+        """From a params.yaml ``evaluate:`` section (or any mapping); unknown keys are a
+        ``ConfigError`` naming them and the known ones."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"evaluate: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -106,64 +116,6 @@ class EvalResult:
     count: int
     eval_mode: str
     metrics: dict[str, Any] = field(default_factory=dict)
-
-
-# --------------------------------------------------------------------------- pure metrics
-
-
-def _to_unit(img: np.ndarray) -> Any:
-    import torch
-
-    from pix2pix.training.data import to_model_range
-
-    return to_model_range(torch.from_numpy(np.ascontiguousarray(img)))
-
-
-def pair_metrics(output: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    """Metrics of one (H, W, 3) uint8 output against its uint8 target.
-
-    ``L1``: mean |output − target| in the model's [−1, 1] units (training's ``val_L1`` is the
-    same quantity on the unrounded output; the two differ by at most 1/255). ``L1_255``: the same
-    in 0–255 units. ``PSNR`` in dB with peak 255, capped at ``PSNR_CAP`` for identical images.
-    ``SSIM``: ``skimage.metrics.structural_similarity`` over the RGB channels, data_range 255.
-    """
-    from skimage.metrics import structural_similarity
-
-    if output.shape != target.shape or output.dtype != np.uint8 or target.dtype != np.uint8:
-        raise ValueError(f"expected two uint8 images of one shape, got {output.dtype}{output.shape} "
-                         f"and {target.dtype}{target.shape}")
-    l1 = float((_to_unit(output) - _to_unit(target)).abs().mean())
-    diff = output.astype(np.float64) - target.astype(np.float64)
-    mse = float(np.mean(diff**2))
-    psnr = PSNR_CAP if mse == 0 else min(PSNR_CAP, 10.0 * math.log10(255.0**2 / mse))
-    ssim = float(structural_similarity(output, target, channel_axis=-1, data_range=255))
-    return {"L1": l1, "L1_255": float(np.mean(np.abs(diff))), "PSNR": psnr, "SSIM": ssim}
-
-
-def lab_histogram(img: np.ndarray, bins: int = HIST_BINS) -> np.ndarray:
-    """(3, bins) int64 counts of an (H, W, 3) uint8 RGB image's L, a, b values over the fixed
-    ranges ``LAB_RANGES`` (values outside are clipped into the edge bins). Sum counts over many
-    images and compare them with ``histogram_intersection``."""
-    from skimage.color import rgb2lab
-
-    lab = rgb2lab(img)
-    out = np.empty((3, bins), np.int64)
-    for c, (lo, hi) in enumerate(LAB_RANGES):
-        out[c] = np.histogram(np.clip(lab[..., c], lo, hi), bins=bins, range=(lo, hi))[0]
-    return out
-
-
-def histogram_intersection(p: np.ndarray, q: np.ndarray) -> np.ndarray:
-    """Per-row sum(min(p, q)) of the two histograms, each row normalised to sum 1 → values in
-    [0, 1], 1 = identical distributions. ``p``, ``q``: (..., bins) counts."""
-    p = np.asarray(p, np.float64)
-    q = np.asarray(q, np.float64)
-    if p.shape != q.shape:
-        raise ValueError(f"histograms of different shapes: {p.shape} vs {q.shape}")
-    ps, qs = p.sum(-1, keepdims=True), q.sum(-1, keepdims=True)
-    if np.any(ps == 0) or np.any(qs == 0):
-        raise ValueError("an empty histogram has no intersection")
-    return np.minimum(p / ps, q / qs).sum(-1)
 
 
 # --------------------------------------------------------------------------- inputs
@@ -194,16 +146,6 @@ def _split_records(dataset_dir: Path, split: str) -> list[dict]:
     return mine
 
 
-def _device(name: str) -> Any:
-    import torch
-
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device: {name!r} asked for, but CUDA is not available")
-    return torch.device(name)
-
-
 def read_history(path: Path) -> list[dict[str, Any]]:
     """Rows of ``history.jsonl`` (one JSON object per epoch); an error names file and line."""
     rows = []
@@ -220,6 +162,49 @@ def read_history(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def task_of(records: list[dict]) -> str:
+    """inpaint | edges | grayscale | pairs (the most common ``op`` of the records)."""
+    op = Counter(r.get("op") for r in records).most_common(1)[0][0]
+    return TASKS.get(op, str(op))
+
+
+def dataset_info(dataset_dir: Path, records: list[dict], split: str) -> dict[str, Any]:
+    """What the report says about the data: size, counts, source, and the build's warnings as
+    sentences (from ``dataset.json`` when present; a dataset without one still evaluates)."""
+    try:
+        meta = json.loads((dataset_dir / "dataset.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        meta = {}
+    warnings = []
+    for what, n in (meta.get("warnings") or {}).items():
+        if n:
+            warnings.append(f"{what}: {n} image(s) (see 'warnings' in manifest.jsonl)")
+    across = (meta.get("near_duplicates") or {}).get("groups_across_splits")
+    if across:
+        warnings.append(f"{across} group(s) of near-duplicate images cross splits: test images may "
+                        "have look-alikes in train")
+    rejected = meta.get("rejected") or {}
+    if rejected.get("total"):
+        reasons = ", ".join(f"{k} {v}" for k, v in (rejected.get("by_reason") or {}).items())
+        warnings.append(f"{rejected['total']} input(s) rejected by the build ({reasons}); see rejected.jsonl")
+    in_split = sum(bool(r.get("warnings")) for r in records)
+    if in_split:
+        warnings.append(f"{in_split} image(s) of split {split} carry build warnings")
+    if not meta:
+        warnings.append("no dataset.json: not a `pix2pix build` output, so its settings are unknown")
+    return {"size": meta.get("size"), "counts": meta.get("counts"), "total": meta.get("total"),
+            "source": (meta.get("config") or {}).get("source"), "source_kind": meta.get("source_kind"),
+            "warnings": warnings}
+
+
+def _model_info(loaded: Any) -> dict[str, Any]:
+    cfg = loaded.info.get("config") or {}
+    epochs = (cfg["n_epochs"] + cfg["n_epochs_decay"]) if "n_epochs" in cfg and "n_epochs_decay" in cfg else None
+    return {"generator": loaded.spec.generator, "ngf": loaded.spec.ngf, "ndf": cfg.get("ndf"),
+            "norm": loaded.spec.norm, "dropout": loaded.spec.dropout, "epochs": epochs,
+            "epoch": loaded.info.get("epoch"), "step": loaded.info.get("step"), "kind": loaded.kind}
+
+
 # --------------------------------------------------------------------------- the evaluation
 
 
@@ -230,12 +215,13 @@ def evaluate(
     config: EvalConfig | None = None,
     *,
     overwrite: bool = False,
+    progress: bool = False,
 ) -> EvalResult:
     """Translate ``config.split`` of ``dataset_dir`` with the generator, write ``out_dir``.
 
     ``generator_path``: a ``generator.pt`` / training checkpoint, a run folder or an official
-    ``latest_net_G.pth`` (see :mod:`pix2pix.models.io`). Refuses a
-    non-empty ``out_dir`` unless ``overwrite``; never leaves a half-written ``out_dir``.
+    ``latest_net_G.pth`` (see :mod:`pix2pix.models.io`). Refuses a non-empty ``out_dir`` unless
+    ``overwrite``; never leaves a half-written ``out_dir``. ``progress``: a bar on stderr.
     """
     config = config or EvalConfig()
     gen_path = resolve_generator_path(generator_path)
@@ -245,104 +231,107 @@ def evaluate(
     claim(out, inputs={"DATASET": dataset_dir, "generator run folder": gen_path.parent, "generator": gen_path},
           overwrite=overwrite, marker="metrics.json", allow_inside=("generator run folder",))
     try:
-        return _evaluate(gen_path, dataset_dir, out, config)
+        return _evaluate(gen_path, dataset_dir, out, config, progress)
     finally:
         release(out)
 
 
-def _evaluate(gen_path: Path, dataset_dir: Path, out: Path, config: EvalConfig) -> EvalResult:
+class _Tally:
+    """Per-image rows and the Lab histograms of the model and each baseline, summed."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.rows: list[dict[str, Any]] = []
+        self.hist = {n: np.zeros((3, HIST_BINS), np.int64) for n in ["target", "model", *names]}
+
+    def add(self, rid: str, outputs: dict[str, np.ndarray], target: np.ndarray, box: list[int] | None) -> None:
+        row: dict[str, Any] = {"id": rid}
+        self.hist["target"] += lab_histogram(target)
+        for name, img in outputs.items():
+            m: dict[str, Any] = pair_metrics(img, target)
+            if box is not None:
+                m["hole"] = box_metrics(img, target, box)
+            self.hist[name] += lab_histogram(img)
+            if name == "model":
+                row.update(m)
+            else:
+                row[name] = m
+        self.rows.append(row)
+
+    def summary(self, name: str) -> dict[str, Any]:
+        rows = [r if name == "model" else r[name] for r in self.rows]
+        out: dict[str, Any] = mean_metrics(rows)
+        inter = histogram_intersection(self.hist[name], self.hist["target"])
+        out["hist_intersection"] = {c: float(v) for c, v in zip(LAB_CHANNELS, inter)}
+        if rows and "hole" in rows[0]:
+            out["hole"] = mean_metrics([r["hole"] for r in rows])
+        return out
+
+
+def _evaluate(gen_path: Path, dataset_dir: Path, out: Path, config: EvalConfig, progress: bool) -> EvalResult:
     import torch
 
+    from pix2pix.inference.translate import Engine
     from pix2pix.models.io import load_generator_file
-    from pix2pix.training.data import PairDataset, collate_pairs, dataset_fingerprint, from_model_range, to_model_range
+    from pix2pix.runtime import pick_device
+    from pix2pix.training.data import PairDataset, dataset_fingerprint
 
     records = _split_records(dataset_dir, config.split)
-    device = _device(config.device)
+    device = pick_device(config.device)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-
     loaded = load_generator_file(gen_path, map_location=device)  # ours or an official .pth
-    G, info = loaded.model, loaded.info
     mode = loaded.eval_mode if config.eval_mode == "checkpoint" else config.eval_mode
-    loaded.set_mode(mode)
     # An official state dict stores no direction: it maps the dataset's A to B unless told.
     size = loaded.size
     direction = config.direction if config.direction != "model" else (loaded.direction or "AtoB")
     ds = PairDataset(dataset_dir, config.split, direction=direction, load_size=size, crop_size=size,
                      flip=False, train=False)
     n = len(records) if config.max_images == 0 else min(len(records), config.max_images)
+    task = task_of(records)
+    names = ["identity", "telea"] if task == "inpaint" else ["identity"]
+    # fp32 and no tiling: metrics of the model as trained, at its size, batch by batch.
+    engine = Engine(loaded.model, multiple=loaded.spec.size_multiple, size=size, device=device,
+                    eval_mode=mode, precision="fp32", tile=0, batch_size=config.batch_size,
+                    channels_last=False)
 
     staging = sibling(out, "tmp")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "images").mkdir(parents=True)
     (staging / "plots").mkdir()
     try:
-        per_image: list[dict[str, Any]] = []
-        hist_out = np.zeros((3, HIST_BINS), np.int64)
-        hist_tgt = np.zeros((3, HIST_BINS), np.int64)
-        ids = ds.ids()
-        devices = [device.index or 0] if device.type == "cuda" else []
-        # Forked RNG: seeding for test-time dropout does not touch the caller's random stream.
-        with torch.random.fork_rng(devices=devices), torch.no_grad():
-            torch.manual_seed(config.seed)
-            for start in range(0, n, config.batch_size):
-                idx = list(range(start, min(n, start + config.batch_size)))
-                batch = collate_pairs([ds[i] for i in idx]).to(device)
-                x, y = batch[:, :3], batch[:, 3:]
-                fake = from_model_range(G(to_model_range(x)))
-                rows = torch.cat([x, fake, y], 3).permute(0, 2, 3, 1).cpu().numpy()
-                for k, i in enumerate(idx):
-                    row = rows[k]
-                    o, t = row[:, size : 2 * size], row[:, 2 * size :]
-                    _write_png(safe_join(staging / "images", f"{ids[i]}.png",
-                                         what=f"{dataset_dir / 'manifest.jsonl'}: record id"), row)
-                    per_image.append({"id": ids[i], **pair_metrics(o, t)})
-                    hist_out += lab_histogram(o)
-                    hist_tgt += lab_histogram(t)
-
-        inter = histogram_intersection(hist_out, hist_tgt)
+        tally = _Tally(names)
+        _run_split(engine, ds, records[:n], tally, staging, dataset_dir, config, device, progress)
         try:
-            same_data = dataset_fingerprint(dataset_dir) == info.get("dataset_fingerprint")
+            same_data = dataset_fingerprint(dataset_dir) == loaded.info.get("dataset_fingerprint")
         except Pix2PixError:
             same_data = False
+        model = tally.summary("model")
         metrics: dict[str, Any] = {
             "count": n,
             "split": config.split,
             "eval_mode": mode,
             "eval_mode_source": "checkpoint" if config.eval_mode == "checkpoint" else "config",
-            **{k: float(np.mean([r[k] for r in per_image])) for k in ("L1", "L1_255", "PSNR", "SSIM")},
+            **{k: model[k] for k in METRIC_KEYS},
             "PSNR_cap": PSNR_CAP,
-            "hist_intersection": {c: float(v) for c, v in zip(LAB_CHANNELS, inter)},
+            "hist_intersection": model["hist_intersection"],
             "hist_bins": HIST_BINS,
+            **({"hole": model["hole"]} if "hole" in model else {}),
+            "baselines": {name: tally.summary(name) for name in names},
+            "task": task,
             "generator": str(gen_path),
             "generator_kind": loaded.kind,
+            "model": _model_info(loaded),
             "dataset": str(dataset_dir),
+            "dataset_info": dataset_info(dataset_dir, records, config.split),
             "trained_on_this_dataset": same_data,
             "direction": direction,
             "size": size,
-            "step": info.get("step"),
-            "epoch": info.get("epoch"),
+            "step": loaded.info.get("step"),
+            "epoch": loaded.info.get("epoch"),
             "device": str(device),
             "config": asdict(config),
         }
-        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        with (staging / "per_image.csv").open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["id", "L1", "PSNR", "SSIM"])
-            for r in per_image:
-                w.writerow([r["id"], f"{r['L1']:.6f}", f"{r['PSNR']:.4f}", f"{r['SSIM']:.6f}"])
-
-        plots = []
-        history_path = gen_path.parent / "history.jsonl"
-        if history_path.is_file():
-            history = read_history(history_path)
-            if history:
-                plot_training_curves(history, staging / "plots" / "training_curves.png")
-                plots.append(("plots/training_curves.png", f"Training curves from {history_path}"))
-        plot_psnr_histogram([r["PSNR"] for r in per_image], staging / "plots" / "psnr_hist.png")
-        plots.append(("plots/psnr_hist.png", "Per-image PSNR over the split"))
-        (staging / "report.html").write_text(
-            render_report(metrics, per_image[: config.report_rows], plots), encoding="utf-8")
+        _write_report(staging, metrics, tally.rows, gen_path, config.report_rows)
         publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -350,115 +339,71 @@ def _evaluate(gen_path: Path, dataset_dir: Path, out: Path, config: EvalConfig) 
     return EvalResult(out_dir=str(out), count=n, eval_mode=mode, metrics=metrics)
 
 
+def _run_split(engine: Any, ds: Any, records: list[dict], tally: _Tally, staging: Path, dataset_dir: Path,
+               config: EvalConfig, device: Any, progress: bool) -> None:
+    """G (and the baselines) over the records in batches; writes images/<id>.png, fills ``tally``."""
+    import torch
+    from tqdm import tqdm
+
+    ids = ds.ids()
+    devices = [device.index or 0] if device.type == "cuda" else []
+    size = engine.size
+    # Forked RNG: seeding for test-time dropout does not touch the caller's random stream.
+    with torch.random.fork_rng(devices=devices), tqdm(total=len(records), unit="img", desc="evaluate",
+                                                      disable=not progress, file=sys.stderr) as bar:
+        torch.manual_seed(config.seed)
+        for start in range(0, len(records), config.batch_size):
+            idx = list(range(start, min(len(records), start + config.batch_size)))
+            pairs = [ds[i] for i in idx]
+            xs = [x.permute(1, 2, 0).numpy() for x, _ in pairs]
+            fakes = engine.run(xs)
+            for i, x, fake, (_, y) in zip(idx, xs, fakes, pairs):
+                t = y.permute(1, 2, 0).numpy()
+                box = _box_at(records[i], size)
+                outputs = {"model": fake, "identity": baselines.identity(x)}
+                if "telea" in tally.hist:
+                    outputs["telea"] = baselines.telea(x, box) if box else x
+                tally.add(ids[i], outputs, t, box)
+                _write_png(safe_join(staging / "images", f"{ids[i]}.png",
+                                     what=f"{dataset_dir / 'manifest.jsonl'}: record id"),
+                           np.concatenate([x, fake, t], 1))
+                bar.update(1)
+
+
+def _box_at(record: dict, size: int) -> list[int] | None:
+    """The record's inpainting box on the size×size image the model sees (``None``: no box)."""
+    box = (record.get("op_params") or {}).get("box") if record.get("op") == "inpaint" else None
+    if not box:
+        return None
+    w, h = record["size"][0] // 2, record["size"][1]
+    return scale_box(box, (w, h), (size, size))
+
+
+def _write_report(staging: Path, metrics: dict[str, Any], rows: list[dict[str, Any]], gen_path: Path,
+                  report_rows: int) -> None:
+    (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    with (staging / "per_image.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "L1", "PSNR", "SSIM"])
+        for r in rows:
+            w.writerow([r["id"], f"{r['L1']:.6f}", f"{r['PSNR']:.4f}", f"{r['SSIM']:.6f}"])
+    with (staging / "per_image.jsonl").open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r) + "\n")
+    plots = []
+    history_path = gen_path.parent / "history.jsonl"
+    if history_path.is_file():
+        history = read_history(history_path)
+        if history:
+            plot_training_curves(history, staging / "plots" / "training_curves.png")
+            plots.append(("plots/training_curves.png", f"Training curves from {history_path}"))
+    plot_psnr_histogram([r["PSNR"] for r in rows], staging / "plots" / "psnr_hist.png")
+    plots.append(("plots/psnr_hist.png", "Per-image PSNR over the split"))
+    worst_first = sorted(rows, key=lambda r: -r["L1"])
+    (staging / "report.html").write_text(render_report(metrics, worst_first[:report_rows], plots), encoding="utf-8")
+
+
 def _write_png(path: Path, img: np.ndarray) -> None:
     from PIL import Image
 
     Image.fromarray(np.ascontiguousarray(img)).save(path)
-
-
-# --------------------------------------------------------------------------- plots
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; never a display
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_training_curves(history: Sequence[dict[str, Any]], path: Path) -> None:
-    """Losses and val_L1 per epoch (keys missing from the history are left out)."""
-    plt = _pyplot()
-    panels = [("GAN losses", ("G_GAN", "D_real", "D_fake")), ("G_L1 (λ·L1)", ("G_L1",)),
-              ("validation L1 ([−1, 1] units)", ("val_L1",))]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    for ax, (title, keys) in zip(axes, panels):
-        for k in keys:
-            pts = [(r["epoch"], r[k]) for r in history if k in r and "epoch" in r]
-            if pts:
-                ax.plot(*zip(*pts), marker="o", markersize=3, label=k)
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        if ax.lines:
-            ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-def plot_psnr_histogram(values: Sequence[float], path: Path) -> None:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5, 3.4))
-    ax.hist(values, bins=min(30, max(5, len(values))), color="#4a7ab0", edgecolor="white")
-    ax.set_xlabel("PSNR (dB)")
-    ax.set_ylabel("images")
-    ax.set_title(f"per-image PSNR (n = {len(values)})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-
-
-# --------------------------------------------------------------------------- report
-
-
-def render_report(metrics: dict[str, Any], rows: Sequence[dict[str, Any]],
-                  plots: Sequence[tuple[str, str]]) -> str:
-    """The self-contained HTML report (relative links to images/ and plots/, no scripts)."""
-    e = html.escape
-    ref = PAPER_HIST_INTERSECTION["L1+cGAN"]
-    table = [
-        ("L1 ([−1, 1], as training val_L1)", f"{metrics['L1']:.4f}", "—"),
-        ("L1 (0–255)", f"{metrics['L1_255']:.2f}", "—"),
-        ("PSNR (dB)", f"{metrics['PSNR']:.2f}", "—"),
-        ("SSIM", f"{metrics['SSIM']:.4f}", "—"),
-    ] + [
-        (f"Lab histogram intersection, {c}", f"{metrics['hist_intersection'][c]:.3f}", f"{ref[c]:.2f}")
-        for c in LAB_CHANNELS
-    ]
-    trs = "\n".join(f"<tr><td>{e(a)}</td><td>{e(b)}</td><td>{e(c)}</td></tr>" for a, b, c in table)
-    l1 = PAPER_HIST_INTERSECTION["L1"]
-    cg = PAPER_HIST_INTERSECTION["cGAN"]
-    mode = metrics["eval_mode"]
-    source = ("stored in the generator file" if metrics["eval_mode_source"] == "checkpoint"
-              else "chosen for this evaluation")
-    plot_html = "\n".join(f'<figure><img src="{quote(p)}" alt="{e(c)}"><figcaption>{e(c)}</figcaption></figure>'
-                          for p, c in plots)
-    grid = "\n".join(
-        f'<figure><img src="{quote("images/" + r["id"] + ".png")}" alt="{e(r["id"])}">'
-        f'<figcaption>{e(r["id"])}: L1 {r["L1"]:.3f} · PSNR {r["PSNR"]:.2f} dB · SSIM {r["SSIM"]:.3f}'
-        f"</figcaption></figure>"
-        for r in rows
-    )
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>pix2pix evaluation: {e(metrics['split'])}</title>
-<style>
-body {{ font-family: sans-serif; margin: 2em; max-width: 1100px; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 10px; }}
-th {{ background: #eee; }} figure {{ margin: 1em 0; }} img {{ max-width: 100%; image-rendering: pixelated; }}
-figcaption {{ font-size: 0.9em; color: #444; }} .note {{ color: #555; font-size: 0.9em; }}
-</style></head><body>
-<h1>pix2pix evaluation</h1>
-<p>Generator <code>{e(metrics['generator'])}</code> (step {e(str(metrics['step']))}, epoch
-{e(str(metrics['epoch']))}, {e(metrics['direction'])}, {metrics['size']}×{metrics['size']}) on split
-<b>{e(metrics['split'])}</b> of <code>{e(metrics['dataset'])}</code>: {metrics['count']} images.</p>
-<h2>Inference mode: {e(mode)}</h2>
-<p>{e(mode)} ({e(source)}): {e(EVAL_MODE_MEANING[mode])}</p>
-<h2>Metrics (means over the split)</h2>
-<table><tr><th>metric</th><th>this model</th><th>paper, L1+cGAN</th></tr>
-{trs}
-</table>
-<p class="note">Paper numbers are for Cityscapes labels→photo and comparable only on that task.
-Histogram intersections are computed over the whole split ({metrics['hist_bins']} bins per channel,
-L ∈ [0, 100], a, b ∈ [−128, 127]); the paper's other rows: L1 alone {l1['L']:.2f}/{l1['a']:.2f}/{l1['b']:.2f},
-cGAN alone {cg['L']:.2f}/{cg['a']:.2f}/{cg['b']:.2f} (L/a/b). PSNR of identical images is reported as
-{metrics['PSNR_cap']:g} dB. Per-image values: <a href="per_image.csv">per_image.csv</a>; all values:
-<a href="metrics.json">metrics.json</a>.</p>
-<h2>Plots</h2>
-{plot_html}
-<h2>Images (input | output | target), first {len(rows)} of {metrics['count']}</h2>
-{grid}
-</body></html>
-"""

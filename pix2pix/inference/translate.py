@@ -48,6 +48,7 @@ import numpy as np
 
 from pix2pix.atomic import claim, publish, release, sibling
 from pix2pix.errors import ConfigError, ImageRejected, NothingUsableError, Pix2PixError
+from pix2pix.runtime import check_device_name
 
 EVAL_MODES = ("model", "train", "eval")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -82,8 +83,7 @@ class TranslateConfig:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < low:
                 raise ConfigError(f"{key}: expected an integer >= {low}, got {v!r}")
-        if self.device.split(":")[0] not in ("auto", "cpu", "cuda"):
-            raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {self.device!r}")
+        check_device_name(self.device)
 
 
 @dataclass(frozen=True)
@@ -428,14 +428,14 @@ def _translate(model_path: str | Path, inputs: Sequence[str | Path], out: Path, 
                progress: bool, netG: str | None, norm: str | None) -> TranslateResult:
     import torch
 
-    from pix2pix.evaluation.evaluate import _device
     from pix2pix.models.io import load_generator_file
+    from pix2pix.runtime import pick_device
 
     staging = sibling(out, "tmp")
     jobs, rejected = collect_inputs(inputs, exclude=[out, staging, sibling(out, "old")])
     if not jobs and not rejected:
         raise NothingUsableError(f"no image files in {', '.join(map(str, inputs))}")
-    device = _device(config.device)
+    device = pick_device(config.device)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     loaded = load_generator_file(model_path, map_location=device, netG=netG, norm=norm)

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from pix2pix.errors import ConfigError
+from pix2pix.runtime import pick_device
 from pix2pix.training import distributed
 from pix2pix.training.config import TrainConfig
 
@@ -36,19 +37,10 @@ class Runtime:
 
 def setup_runtime(cfg: TrainConfig) -> Runtime:
     """The one place that sets global state: process group, device, seeds, threads, backends."""
-    if cfg.device == "auto":
-        kind = "cuda" if torch.cuda.is_available() else "cpu"
-    else:
-        kind = cfg.device.split(":")[0]
-        if kind == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"device: {cfg.device!r} asked for, but CUDA is not available")
-    ctx = distributed.init_from_env(kind)
-    if kind == "cuda":
-        index = int(cfg.device.split(":")[1]) if ":" in cfg.device else ctx.local_rank
-        device = torch.device("cuda", index)
+    ctx = distributed.init_from_env(pick_device(cfg.device).type)
+    device = pick_device(cfg.device, index=ctx.local_rank)  # cuda without an index: this rank's GPU
+    if device.type == "cuda":
         torch.cuda.set_device(device)
-    else:
-        device = torch.device("cpu")
     if cfg.sync_bn and ctx.enabled and device.type != "cuda":
         raise ConfigError("sync_bn: SyncBatchNorm runs on CUDA only; leave it off on CPU")
     if cfg.num_threads:

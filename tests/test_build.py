@@ -398,3 +398,47 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
         BuildConfig.from_dict({"source": "a", "out": "b", "colour": 1})
     with pytest.raises(SourceError, match="does not exist"):
         build_dataset(cfg(tmp_path / "missing", tmp_path / "out"))
+
+
+# --- crops per photo ----------------------------------------------------------------------------
+
+
+def test_crops_per_image_at_native_resolution_share_their_photos_split(tmp_path: Path, photos) -> None:
+    src = tmp_path / "src"
+    for name, img in photos.items():
+        save(src / f"{name}.png", img)
+    out = tmp_path / "out"
+    summary = build_dataset(cfg(src, out, size=128, crops_per_image=5, image_format="png",
+                                split=(0.5, 0.25, 0.25), op="grayscale"))
+    recs = manifest(out)
+    assert summary.total == len(recs) == 5 * len(photos)
+    assert sorted(r["id"] for r in recs) == sorted(f"{n}-c{k}" for n in photos for k in range(5))
+    by_photo: dict[str, set[str]] = {}
+    for r in recs:
+        name, k = r["id"].rsplit("-c", 1)
+        by_photo.setdefault(name, set()).add(r["split"])
+        crop = r["op_params"]["crop"]
+        assert crop["index"] == int(k) and crop["of"] == 5
+        x0, y0, x1, y1 = crop["box"]
+        assert x1 - x0 == y1 - y0 == 128
+        assert crop["source_size"] == [photos[name].shape[1], photos[name].shape[0]]
+        b = read(out / r["path"])[:, 128:]
+        assert np.array_equal(b, photos[name][y0:y1, x0:x1])  # native pixels: no resampling
+    assert all(len(splits) == 1 for splits in by_photo.values())  # no photo leaks across splits
+    assert len({s for splits in by_photo.values() for s in splits}) > 1  # the photos do spread
+    assert len({tuple(r["op_params"]["crop"]["box"]) for r in recs if r["id"].startswith("astronaut")}) == 5
+    again = tmp_path / "again"
+    build_dataset(cfg(src, again, size=128, crops_per_image=5, image_format="png",
+                      split=(0.5, 0.25, 0.25), op="grayscale"))
+    assert tree_hashes(again) == tree_hashes(out)  # positions are drawn from seed + path
+
+
+def test_crops_are_refused_for_pairs_and_validated(tmp_path: Path) -> None:
+    src = tmp_path / "pairs"
+    for side in ("A", "B"):
+        save(src / side / "x.png", noise(80, 80, 1))
+    with pytest.raises(ConfigError, match="crops_per_image"):
+        build_dataset(cfg(src, tmp_path / "out", crops_per_image=2))
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(ConfigError, match="crops_per_image"):
+        BuildConfig(source="s", out="o", crops_per_image=-1)

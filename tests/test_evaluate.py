@@ -219,3 +219,149 @@ def test_cli(run_dir, ds, tmp_path, capsys):
     assert cli_main(args) == 2  # OUT exists: a usage error (see --overwrite)
     assert "--overwrite" in capsys.readouterr().err
     assert cli_main([*args, "--split", "val", "--overwrite"]) == 0
+
+
+# --------------------------------------------------------------------------- baselines, holes, the report
+
+
+@pytest.fixture(scope="module")
+def inpaint_ds(photos, tmp_path_factory) -> Path:
+    """Real photos through the real builder: inpainting pairs, 128 px, lossless, all in test."""
+    from pix2pix.prepare.build import build_dataset
+    from pix2pix.prepare.config import BuildConfig
+
+    root = tmp_path_factory.mktemp("inpaint")
+    for name, img in photos.items():
+        Image.fromarray(img).save(root / f"{name}.png")
+    out = root / "ds"
+    build_dataset(BuildConfig.from_dict({"source": str(root), "out": str(out), "op": "inpaint", "size": 128,
+                                         "image_format": "png", "split": [0, 0, 1]}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def inpaint_report(run_dir, inpaint_ds, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("eval-inpaint") / "out"
+    evaluate(run_dir, inpaint_ds, out, EvalConfig(eval_mode="eval", **FAST))
+    return out
+
+
+def _pairs(ds: Path) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
+    """id -> (A, B, record) read back from the dataset's files."""
+    out = {}
+    for line in (ds / "manifest.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        ab = np.asarray(Image.open(ds / rec["path"]).convert("RGB"))
+        w = ab.shape[1] // 2
+        out[rec["id"]] = (ab[:, :w], ab[:, w:], rec)
+    return out
+
+
+def test_identity_baseline_scores_the_input_itself(inpaint_report, inpaint_ds):
+    m = json.loads((inpaint_report / "metrics.json").read_text())
+    pairs = _pairs(inpaint_ds)
+    assert m["count"] == len(pairs) == 4
+    l1 = [np.mean(np.abs(a.astype(float) - b.astype(float))) for a, b, _ in pairs.values()]
+    assert m["baselines"]["identity"]["L1_255"] == pytest.approx(np.mean(l1), abs=1e-9)
+    assert m["baselines"]["identity"]["L1"] == pytest.approx(np.mean(l1) / 127.5, abs=1e-9)
+    rows = {r["id"]: r for r in map(json.loads, (inpaint_report / "per_image.jsonl").read_text().splitlines())}
+    for rid, (a, b, _) in pairs.items():
+        assert rows[rid]["identity"]["PSNR"] == pytest.approx(pair_metrics(a, b)["PSNR"])
+
+
+def test_hole_metrics_inside_the_known_box(inpaint_report, inpaint_ds):
+    m = json.loads((inpaint_report / "metrics.json").read_text())
+    side = round(128 / 3)  # the default inpaint_fraction, centred
+    x0 = (128 - side) // 2
+    box_area, total = side * side, 128 * 128
+    hole_l1, ratios = [], []
+    for a, b, rec in _pairs(inpaint_ds).values():
+        assert rec["op_params"]["box"] == [x0, x0, x0 + side, x0 + side]
+        assert (a[x0:x0 + side, x0:x0 + side] == 255).all() and np.array_equal(a[:x0], b[:x0])
+        hole_l1.append(np.mean(np.abs(255.0 - b[x0:x0 + side, x0:x0 + side])))
+    ident = m["baselines"]["identity"]
+    assert ident["hole"]["L1_255"] == pytest.approx(np.mean(hole_l1), abs=1e-9)
+    # Identity and Telea change nothing outside the box: whole-image L1 = hole L1 × box share.
+    assert ident["L1_255"] == pytest.approx(ident["hole"]["L1_255"] * box_area / total, abs=1e-9)
+    telea = m["baselines"]["telea"]
+    assert telea["L1_255"] == pytest.approx(telea["hole"]["L1_255"] * box_area / total, abs=1e-9)
+    assert telea["hole"]["L1"] < ident["hole"]["L1"] / 2  # a real fill beats white paint
+    ratios = [pair_metrics(img[:, 128:256][x0:x0 + side, x0:x0 + side], img[:, 256:][x0:x0 + side, x0:x0 + side])
+              for img in images_of(inpaint_report).values()]
+    assert m["hole"]["L1"] == pytest.approx(np.mean([r["L1"] for r in ratios]), abs=1e-9)
+    assert m["hole"]["SSIM"] == pytest.approx(np.mean([r["SSIM"] for r in ratios]), abs=1e-9)
+    assert set(m["hole"]) == set(ident["hole"]) == {"L1", "L1_255", "PSNR", "SSIM"}
+
+
+def test_telea_and_holes_only_for_inpainting(report, inpaint_report):
+    pairs = json.loads((report / "metrics.json").read_text())
+    assert pairs["task"] == "pairs" and set(pairs["baselines"]) == {"identity"}
+    assert "hole" not in pairs and "hole" not in pairs["baselines"]["identity"]
+    inp = json.loads((inpaint_report / "metrics.json").read_text())
+    assert inp["task"] == "inpaint" and set(inp["baselines"]) == {"identity", "telea"}
+    html = (inpaint_report / "report.html").read_text(encoding="utf-8")
+    assert "Inside the masked box" in html and "telea" in html
+    assert "Inside the masked box" not in (report / "report.html").read_text(encoding="utf-8")
+
+
+def test_report_says_task_dataset_model_and_mode(inpaint_report, run_dir):
+    m = json.loads((inpaint_report / "metrics.json").read_text())
+    assert m["dataset_info"]["size"] == 128 and m["dataset_info"]["counts"] == {"train": 0, "val": 0, "test": 4}
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert m["model"]["generator"] == "unet_128" and (m["model"]["ngf"], m["model"]["ndf"]) == (4, 4)
+    assert m["model"]["epochs"] == cfg["n_epochs"] + cfg["n_epochs_decay"] and m["model"]["step"] == 3
+    html = (inpaint_report / "report.html").read_text(encoding="utf-8")
+    for text in ("inpainting", "unet_128", "ngf 4, ndf 4", "step 3", "Test-time mode: eval", "test 4"):
+        assert text in html, text
+    # The paper's numbers were measured on Cityscapes labels→photo: not shown next to inpainting.
+    assert "paper, L1+cGAN" not in html
+
+
+def test_paper_numbers_only_next_to_their_task():
+    from pix2pix.evaluation.report import paper_reference
+
+    assert paper_reference({"dataset_info": {"source": "data/cityscapes"}, "direction": "BtoA"}) is not None
+    assert paper_reference({"dataset_info": {"source": "data/cityscapes"}, "direction": "AtoB"}) is None
+    assert paper_reference({"dataset_info": {"source": "data/facades"}, "direction": "BtoA"}) is None
+
+
+def test_build_warnings_reach_the_report(run_dir, ds, tmp_path):
+    import shutil
+
+    warned = tmp_path / "ds"
+    shutil.copytree(ds, warned)
+    meta = json.loads((warned / "dataset.json").read_text())
+    meta.update(warnings={"small image kept": 2}, near_duplicates={"groups_across_splits": 1})
+    (warned / "dataset.json").write_text(json.dumps(meta))
+    evaluate(run_dir, warned, tmp_path / "out", EvalConfig(max_images=1, **FAST))
+    warnings = json.loads((tmp_path / "out" / "metrics.json").read_text())["dataset_info"]["warnings"]
+    assert any("small image kept: 2" in w for w in warnings)
+    assert any("cross splits" in w for w in warnings)
+    assert "small image kept: 2" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+
+
+def test_image_rows_worst_first(inpaint_report):
+    parser = _Links()
+    parser.feed((inpaint_report / "report.html").read_text(encoding="utf-8"))
+    shown = [Path(unquote(x)).stem for x in parser.links if x.startswith("images/")]
+    l1 = {r["id"]: float(r["L1"]) for r in csv.DictReader((inpaint_report / "per_image.csv").open())}
+    assert sorted(shown) == sorted(l1)
+    assert [l1[i] for i in shown] == sorted(l1.values(), reverse=True)
+    assert len(set(l1.values())) > 1  # the order is a real test
+
+
+def test_cli_params_section_and_flags_win(run_dir, ds, tmp_path, capsys):
+    params = tmp_path / "params.yaml"
+    params.write_text("evaluate:\n  split: val\n  eval_mode: eval\n  max_images: 1\n  num_threads: 1\n")
+    out = tmp_path / "out"
+    assert cli_main([str(run_dir), str(ds), str(out), "--params", str(params)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["split"], m["eval_mode"], m["count"]) == ("val", "eval", 1)
+    assert "baseline identity" in capsys.readouterr().out
+    assert cli_main([str(run_dir), str(ds), str(out), "--params", str(params), "--split", "test",
+                     "--max-images", "2", "--overwrite"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["split"], m["eval_mode"], m["count"]) == ("test", "eval", 2)
+    params.write_text("evaluate:\n  splitt: val\n")
+    assert cli_main([str(run_dir), str(ds), str(tmp_path / "o2"), "--params", str(params)]) == 2
+    assert "splitt" in capsys.readouterr().err

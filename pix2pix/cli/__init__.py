@@ -84,6 +84,8 @@ _BUILD_FLAGS: list[tuple[str, str, type, tuple[str, ...] | None, str]] = [
      "(default SIZE/2: enlarged at most 2x; 0 accepts any)"),
     ("--small-images", "small_images", str, ("reject", "warn"),
      "sources under --min-side: reject (default) or keep them with a warning in manifest.jsonl"),
+    ("--crops", "crops_per_image", int, None,
+     "single photos: N size x size crops per photo at native resolution instead of one fitted pair (0)"),
     ("--workers", "workers", int, None, "worker processes; the output is identical for any N (1)"),
 ]
 _BUILD_SWITCHES = [

@@ -22,7 +22,7 @@ import shutil
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from pix2pix import __version__
 from pix2pix.atomic import claim, publish, release, sibling
-from pix2pix.errors import ImageRejected, NothingUsableError, SourceError
+from pix2pix.errors import ConfigError, ImageRejected, NothingUsableError, SourceError
 from pix2pix.imageio import jpeg_may_end_early, load_rgb, open_image
 from pix2pix.prepare import ops
 from pix2pix.prepare.archive import extract_archive, is_archive
@@ -150,10 +150,17 @@ def _plan(config: BuildConfig, out: Path, src: Path) -> BuildPlan:
     else:
         root = src
     scan = scan_source(root, kind, keep_splits=not config.resplit, max_pixels=config.max_pixels)
+    if config.crops_per_image and scan.kind != "folder":
+        raise ConfigError(f"crops_per_image: cuts crops from single photos, but {src} holds {scan.kind} "
+                          "pairs; set crops_per_image to 0 (or --crops 0) for this source")
     items = []
     for item in scan.items:
         given = item.given_split if not config.resplit else None
-        items.append((item, given or split_for(_split_key(item), config.seed, config.split)))
+        split = given or split_for(_split_key(item), config.seed, config.split)
+        # Crops are split by their photo (the same key): no photo has crops in two splits.
+        items.extend((replace(item, id=f"{item.id}-c{k}", crop=k), split) for k in range(config.crops_per_image))
+        if not config.crops_per_image:
+            items.append((item, split))
     staging = sibling(out, "partial")
     shutil.rmtree(staging, ignore_errors=True)
     for s in SPLITS:
@@ -281,6 +288,19 @@ def _decode_floor(cfg: BuildConfig) -> int:
     return max(2 * cfg.size, cfg.min_source_side)
 
 
+NATIVE = (1 << 30, 1 << 30)  # a decode "floor" no JPEG reaches: decode at full resolution
+
+
+def crop_window(shape: tuple[int, ...], size: int, seed: int, path: str, k: int) -> tuple[int, int, int, int]:
+    """The (x0, y0, x1, y1) square of crop `k` of the photo at `path` (H, W = `shape`): side
+    `size`, or the short side when the photo is smaller; its place drawn from (seed, path, k)."""
+    h, w = shape[:2]
+    side = min(size, h, w)
+    rng = np.random.default_rng([seed, int(hashlib.sha256(path.encode()).hexdigest()[:15], 16), k])
+    x0, y0 = (int(rng.integers(0, n - side + 1)) for n in (w, h))
+    return x0, y0, x0 + side, y0 + side
+
+
 def _blank_check(b: np.ndarray, cfg: BuildConfig) -> None:
     """Reject a near-blank photo (e.g. a mostly transparent overlay composited on white).
 
@@ -346,7 +366,12 @@ def make_pair(item: Item, cfg: BuildConfig, root: Path) -> Made:
             (hashlib.sha256(da).hexdigest() + hashlib.sha256(db).hexdigest()).encode()
         ).hexdigest()
     else:
-        b_full, data = _decode(root, item.paths["B"], cfg, (floor, floor))
+        b_full, data = _decode(root, item.paths["B"], cfg, (floor, floor) if item.crop is None else NATIVE)
+        if item.crop is not None:
+            window = crop_window(b_full.shape, size, cfg.seed, item.paths["B"], item.crop)
+            crop = {"index": item.crop, "of": cfg.crops_per_image, "box": list(window),
+                    "source_size": [b_full.shape[1], b_full.shape[0]]}
+            b_full = b_full[window[1]:window[3], window[0]:window[2]]
         _small(b_full.shape, cfg, "", warnings)
         b = fit(b_full)
         _blank_check(b, cfg)  # before making A: a blank photo is not worth an edge map
@@ -364,6 +389,8 @@ def make_pair(item: Item, cfg: BuildConfig, root: Path) -> Made:
         else:
             a = ops.make_grayscale(b)
             params = {"luma": "itu-r-601"}
+        if item.crop is not None:
+            params["crop"] = crop
     if cfg.swap:
         a, b = b, a
         params["swapped"] = True
@@ -605,15 +632,15 @@ def finalize_build(
     for r in records:
         if "kind" in r:
             rejected.append(r)
-        elif r["source_sha256"] in by_sha:
-            first = by_sha[r["source_sha256"]]
+        elif _dedup_key(r) in by_sha:
+            first = by_sha[_dedup_key(r)]
             (staging / r["path"]).unlink()
             rejected.append({
                 "id": r["id"], "source": " + ".join(r["source"].values()), "kind": "exact duplicate",
                 "reason": f"exact duplicate of {' + '.join(first['source'].values())} (same bytes); kept once",
             })
         else:
-            by_sha[r["source_sha256"]] = r
+            by_sha[_dedup_key(r)] = r
             kept.append(r)
     rejected.sort(key=lambda r: (r.get("source", ""), r.get("kind", "")))
     by_kind = dict(sorted(Counter(r["kind"] for r in rejected).items()))
@@ -666,6 +693,12 @@ def finalize_build(
         source_kind=plan.kind,
         source_reason=plan.source_reason,
     )
+
+
+def _dedup_key(record: dict) -> str:
+    """Same source bytes = a duplicate, except for the different crops of one photo."""
+    crop = record["op_params"].get("crop")
+    return record["source_sha256"] + (f"#c{crop['index']}" if crop else "")
 
 
 NOTHING_USABLE_SHOWN = 20  # rejections listed in the error; the file beside OUT has all

@@ -85,6 +85,10 @@ class BuildConfig:
     min_side: int | None = None
     small_images: str = "reject"
     preview_per_split: int = 4
+    # Single photos: 0 fits each photo to one size×size pair (`fit`); N >= 1 cuts N size×size
+    # crops per photo at native resolution instead (positions from seed + source path), ids
+    # `<id>-c<k>`, all crops of a photo in its split. More pairs per photo, no detail lost.
+    crops_per_image: int = 0
     workers: int = 1
     overwrite: bool = False
     progress: bool = True
@@ -120,6 +124,12 @@ class BuildConfig:
             raise ConfigError(f"quality: expected a JPEG quality 1..100, got {self.quality!r}")
         if self.max_pixels < 1:
             raise ConfigError(f"max_pixels: expected a positive pixel count, got {self.max_pixels!r}")
+        if isinstance(self.crops_per_image, bool) or not isinstance(self.crops_per_image, int) \
+                or not 0 <= self.crops_per_image <= 1000:
+            raise ConfigError(
+                "crops_per_image: expected 0 (one fitted pair per photo) or 1..1000 crops, "
+                f"got {self.crops_per_image!r}"
+            )
         if self.workers < 1:
             raise ConfigError(f"workers: expected 1 or more processes, got {self.workers!r}")
         if not isinstance(self.min_spread, int) or not 0 <= self.min_spread <= 255:

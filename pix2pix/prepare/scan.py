@@ -48,6 +48,7 @@ class Item:
     id: str
     paths: dict[str, str]
     given_split: str | None = None
+    crop: int | None = None  # the k of `<id>-c<k>` when the build cuts several crops per photo
 
 
 @dataclass

@@ -231,10 +231,11 @@ def inpaint_ds(photos, tmp_path_factory) -> Path:
     from pix2pix.prepare.config import BuildConfig
 
     root = tmp_path_factory.mktemp("inpaint")
+    (root / "photos").mkdir()
     for name, img in photos.items():
-        Image.fromarray(img).save(root / f"{name}.png")
+        Image.fromarray(img).save(root / "photos" / f"{name}.png")
     out = root / "ds"
-    build_dataset(BuildConfig.from_dict({"source": str(root), "out": str(out), "op": "inpaint", "size": 128,
+    build_dataset(BuildConfig.from_dict({"source": str(root / "photos"), "out": str(out), "op": "inpaint", "size": 128,
                                          "image_format": "png", "split": [0, 0, 1]}))
     return out
 

@@ -101,6 +101,31 @@ def describe_os_error(exc: OSError) -> str:
     return f"{name}: {what}; {advice}"
 
 
+def unreadable_weights(path: object, exc: BaseException) -> str:
+    """Why a file is not loadable weights, in one line and in our terms.
+
+    torch's own message spans lines and suggests ``weights_only=False``, which would run any code
+    the file holds: never relayed. What the file starts with usually says what it is instead.
+    """
+    try:
+        with open(path, "rb") as f:  # type: ignore[arg-type]
+            head = f.read(64)
+    except OSError as e:
+        return f"cannot read it ({e.strerror})"
+    if not head:
+        return "an empty file"
+    if head.startswith(b"PK"):
+        return "a zip file without plain weights (not saved by torch.save of tensors, or damaged)"
+    if head.startswith(b"\x08") and (b"pytorch" in head.lower() or b"onnx" in head.lower()):
+        return "an ONNX model, not PyTorch weights (give the .pt/.pth file it was exported from)"
+    if head.startswith((b"\xff\xd8", b"\x89PNG", b"GIF8", b"RIFF")):
+        return "an image, not PyTorch weights"
+    if all(32 <= c < 127 or c in (9, 10, 13) for c in head):
+        return "a text file, not PyTorch weights"
+    first = " ".join(str(exc).split())[:120]
+    return f"not PyTorch weights ({type(exc).__name__}: {first.split(' Re-running')[0].split(' In PyTorch')[0]})"
+
+
 def exit_code(exc: BaseException) -> int:
     """The exit status of a command that ended with ``exc`` (see ``EXIT_CODES_HELP``)."""
     if isinstance(exc, KeyboardInterrupt):

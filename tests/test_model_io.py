@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from dsfactory import make_dataset
+from PIL import Image
 
 from pix2pix.errors import ConfigError
 from pix2pix.evaluation.evaluate import EvalConfig, evaluate
@@ -206,3 +208,22 @@ def test_evaluate_takes_an_official_state_dict(ds, tmp_path):
 def _test_ids(ds: Path) -> list[str]:
     return [json.loads(line)["id"] for line in (ds / "manifest.jsonl").read_text().splitlines()
             if json.loads(line)["split"] == "test"]
+
+
+def test_a_file_that_is_not_weights_gets_one_line_and_never_the_unsafe_advice(tmp_path, capsys) -> None:
+    """torch's message told users to reload with weights_only=False (arbitrary code execution)."""
+    from pix2pix.cli import main as cli_main
+
+    cases = {"empty.pt": b"", "notes.pt": b"just some text\n",
+             "model.onnx.pt": b"\x08\x07\x12\x07pytorch\x1a\x052.13.0" + bytes(40),
+             "photo.pt": b"\xff\xd8\xff\xe0" + bytes(60), "junk.pt": bytes(range(256)) * 4}
+    want = {"empty.pt": "an empty file", "notes.pt": "a text file", "model.onnx.pt": "an ONNX model",
+            "photo.pt": "an image", "junk.pt": "not PyTorch weights"}
+    img = tmp_path / "in.png"
+    Image.fromarray(np.zeros((64, 64, 3), np.uint8)).save(img)
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert cli_main(["translate", str(tmp_path / name), str(img), "--out", str(tmp_path / f"o-{name}")]) == 1
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and want[name] in err, err
+        assert "weights_only" not in err and "arbitrary code" not in err

@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pix2pix.errors import ConfigError, Pix2PixError
+from pix2pix.errors import ConfigError, Pix2PixError, unreadable_weights
 from pix2pix.models import GENERATORS, build_generator, load_official_generator
 from pix2pix.training.checkpoint import (
     CHECKPOINT_FORMAT,
@@ -159,7 +159,7 @@ def _read(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises a variety of unpickling / zip errors
-        raise ModelLoadError(f"{path}: not a readable PyTorch weights file ({e})") from e
+        raise ModelLoadError(f"{path}: not a readable PyTorch weights file: {unreadable_weights(path, e)}") from e
 
 
 def _strip_prefix(sd: Mapping[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pix2pix.errors import EXIT_IO, EXIT_MISMATCH, Pix2PixError
+from pix2pix.errors import EXIT_IO, EXIT_MISMATCH, Pix2PixError, unreadable_weights
 from pix2pix.training import distributed
 
 CHECKPOINT_FORMAT = "pix2pix-train-checkpoint"
@@ -289,7 +289,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     except FileNotFoundError as e:
         raise CheckpointError(f"{path}: no such checkpoint") from e
     except Exception as e:  # torch raises a variety of unpickling / zip errors
-        raise CheckpointError(f"{path}: not a readable checkpoint ({e})") from e
+        raise CheckpointError(f"{path}: not a readable checkpoint: {unreadable_weights(path, e)}") from e
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a pix2pix training checkpoint (format field)")
     if state.get("version") != FORMAT_VERSION:
@@ -340,7 +340,7 @@ def load_generator(
     except FileNotFoundError as e:
         raise CheckpointError(f"{path}: no such file") from e
     except Exception as e:
-        raise CheckpointError(f"{path}: not a readable generator file ({e})") from e
+        raise CheckpointError(f"{path}: not a readable generator file: {unreadable_weights(path, e)}") from e
     fmt = payload.get("format") if isinstance(payload, dict) else None
     if fmt == CHECKPOINT_FORMAT:
         cfg = payload["config"]

@@ -219,11 +219,15 @@ def test_inputs_names_and_clashes(photos, tmp_path):
         ("other/b.png", "b.png")]
     assert [(Path(r["input"]).name, r["kind"]) for r in rejected] == [
         ("missing.png", "missing"), ("*.gif", "no match")]
-    jobs, rejected = collect_inputs([tmp_path / "top" / "sub", tmp_path / "sub", tmp_path / "other"])
-    assert [str(j.out) for j in jobs] == ["b.png"]
-    assert {(Path(r["input"]).relative_to(tmp_path).as_posix(), r["kind"]) for r in rejected} == {
-        ("sub/b.png", "name clash"), ("other/b.png", "name clash"), ("other/notes.txt", "not an image")}
-    assert "already written for" in rejected[-1]["reason"]
+    # The same name from three folders: every one is translated, each under a name from its own path
+    # (a clash used to reject all but the first, which depended on the order of the inputs).
+    dirs = [tmp_path / "top" / "sub", tmp_path / "sub", tmp_path / "other"]
+    jobs, rejected = collect_inputs(dirs)
+    want = {str(d / "b.png"): f"b-{hashlib.sha256(str(d / 'b.png').encode()).hexdigest()[:8]}.png" for d in dirs}
+    assert {str(j.src): str(j.out) for j in jobs} == want
+    assert [(Path(r["input"]).name, r["kind"]) for r in rejected] == [("notes.txt", "not an image")]
+    again, _ = collect_inputs(dirs[::-1])
+    assert {str(j.src): str(j.out) for j in again} == want  # independent of the order
 
 
 def test_broken_and_odd_files(photos, model, tmp_path, capsys):

@@ -123,8 +123,9 @@ def collect_inputs(inputs: Sequence[str | Path], *, exclude: Sequence[Path] = ()
     that folder (the glob's literal prefix) with the ``.png`` suffix. Hidden files, bookkeeping
     files and anything under ``exclude`` are left out; other non-image names, missing paths and
     empty globs are rejected with a reason. Two inputs that would write the same output
-    (``a.jpg`` and ``a.png``) are renamed ``a-jpg.png`` / ``a-png.png``; if a clash remains, the
-    later input is rejected. A file given twice is translated once.
+    (``a.jpg`` and ``a.png``) are renamed ``a-jpg.png`` / ``a-png.png``; if a clash remains (case
+    twins, two folders with the same names), each of its members gets ``-`` and 8 hex digits of the
+    sha256 of its path. A file given twice is translated once.
     """
     from pix2pix.prepare.scan import IMAGE_SUFFIXES, list_files
 
@@ -171,17 +172,23 @@ def collect_inputs(inputs: Sequence[str | Path], *, exclude: Sequence[Path] = ()
     suffixes: dict[str, set[str]] = {}
     for _, rel in unique:
         suffixes.setdefault(str(target(rel, False)).lower(), set()).add(rel.suffix.lower())
+    planned = [(src, target(rel, len(suffixes[str(target(rel, False)).lower()]) > 1)) for src, rel in unique]
+    clashes: dict[str, int] = {}
+    for _, out in planned:
+        clashes[str(out).lower()] = clashes.get(str(out).lower(), 0) + 1
+    taken = {key for key, n in clashes.items() if n == 1}
     jobs: list[Job] = []
-    taken: dict[str, Path] = {}
-    for src, rel in unique:
-        out = target(rel, len(suffixes[str(target(rel, False)).lower()]) > 1)
-        key = str(out).lower()
-        if key in taken:
-            rejected.append({"input": str(src), "kind": "name clash",
-                             "reason": f"its output {out} is already written for {taken[key]}; "
-                                       "rename one of them or translate them in separate runs"})
-            continue
-        taken[key] = src
+    for src, out in planned:
+        if clashes[str(out).lower()] > 1:
+            # Every member of a clash (a.jpg, A.JPG; x/p.jpg, y/p.jpg) gets a suffix from its own
+            # path, so names depend only on the set of inputs, never on their order.
+            digest = hashlib.sha256(str(src).encode("utf-8", "surrogateescape")).hexdigest()
+            for n in (8, 16, 64):
+                candidate = out.with_name(f"{out.stem}-{digest[:n]}.png")
+                if str(candidate).lower() not in taken:
+                    break
+            out = candidate
+            taken.add(str(out).lower())
         jobs.append(Job(src, out))
     return jobs, rejected
 

@@ -445,3 +445,14 @@ def test_images_named_like_notes_are_inputs_and_split_folders_keep_any_case(tmp_
     build_dataset(cfg(ab, out2, size=64, source_type="ab"))
     got = {r["source"]["AB"]: r["split"] for r in manifest(out2)}
     assert got == {"Train/p0.png": "train", "TEST/p1.png": "test", "Val/p2.png": "val", "train/p3.png": "train"}
+
+
+def test_a_and_b_names_pair_across_unicode_normalisation(tmp_path: Path, photos) -> None:
+    """`A/café.jpg` (NFC) and `B/café.jpg` (NFD, as macOS writes it) were two orphans."""
+    img = next(iter(photos.values()))
+    nfc, nfd = unicodedata.normalize("NFC", "café"), unicodedata.normalize("NFD", "café")
+    save(tmp_path / "pp" / "A" / f"{nfc}.jpg", img, quality=95)
+    save(tmp_path / "pp" / "B" / f"{nfd}.jpg", img, quality=95)
+    out = tmp_path / "out"
+    build_dataset(cfg(tmp_path / "pp", out, size=64))
+    assert [r["source"]["A"] for r in manifest(out)] == [f"A/{nfc}.jpg"] and rejected(out) == []

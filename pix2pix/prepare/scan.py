@@ -405,7 +405,8 @@ def _scan_paired(root: Path, listing: Listing, keep_splits: bool) -> Scan:
         if not _is_image_name(f):
             scan.rejected.append(_rejection(f, "not an image", f"not an image file name ({f})"))
             continue
-        sides[role][(split, _strip_ext(stem))].append(f)
+        # NFC: macOS and some zip tools write names decomposed (NFD); `café` must pair with `café`.
+        sides[role][(split, unicodedata.normalize("NFC", _strip_ext(stem)))].append(f)
         folders.setdefault((role, split), folder)
     keys, pairs = [], []
     for key in sorted(set(sides["A"]) | set(sides["B"]), key=lambda k: (k[0] or "", k[1])):

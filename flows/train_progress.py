@@ -18,8 +18,6 @@ import numpy as np
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from pix2pix.training.callbacks import Callback
-
 LOSSES = ("G_GAN", "G_L1", "D_real", "D_fake")
 # Rows of the final table: the keys of metrics.json worth a glance, in this order.
 TABLE_KEYS = ("epoch", "step", *LOSSES, "val_L1", "best_val_L1", "best_val_epoch", "lr",
@@ -34,8 +32,12 @@ def format_seconds(seconds: float) -> str:
     return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
 
 
-class PrefectTrainReporter(Callback):
-    """Log lines and a progress artifact per epoch; remembers the newest sample grid's path."""
+class PrefectTrainReporter:
+    """Log lines and a progress artifact per epoch; remembers the newest sample grid's path.
+
+    Implements the hooks of `pix2pix.training.callbacks` it needs (the loop calls a hook only
+    when a callback has it); no import of the training package, so serving does not load torch.
+    """
 
     def __init__(self, total_epochs: int, *, key: str, run_dir: str | Path) -> None:
         self.total_epochs = total_epochs

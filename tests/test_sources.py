@@ -456,3 +456,17 @@ def test_a_and_b_names_pair_across_unicode_normalisation(tmp_path: Path, photos)
     out = tmp_path / "out"
     build_dataset(cfg(tmp_path / "pp", out, size=64))
     assert [r["source"]["A"] for r in manifest(out)] == [f"A/{nfc}.jpg"] and rejected(out) == []
+
+
+def test_long_names_keep_their_ids_within_the_limit_when_rebuilt(tmp_path: Path, photos) -> None:
+    """Ids of 130-byte twins reached 129 bytes and were renamed by every rebuild."""
+    src = tmp_path / "odd"
+    for i, img in enumerate(list(photos.values())[:2]):
+        save(src / f"{'L' * 130}{i}.jpg", img, quality=95)
+        save(src / f"{'é' * 70}{i}.jpg", img[::-1], quality=95)
+    first, second = tmp_path / "first", tmp_path / "second"
+    build_dataset(cfg(src, first, size=64, op="edges", split="1,0,0"))
+    ids = sorted(r["id"] for r in manifest(first))
+    assert len(set(ids)) == 4 and max(len(i.encode()) for i in ids) <= 120
+    build_dataset(cfg(first, second, size=64))
+    assert sorted(r["id"] for r in manifest(second)) == ids

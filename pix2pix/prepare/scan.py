@@ -208,6 +208,13 @@ def _slug_part(part: str) -> str:
     return slug
 
 
+def _suffixed(base: str, suffix: str) -> str:
+    """`base + suffix` within `_ID_MAX_BYTES`, trimming `base` at a character boundary: an id read
+    back from a dataset we wrote (a rebuild) then fits as it is and keeps its name."""
+    room = _ID_MAX_BYTES - len(suffix.encode())
+    return base.encode()[:room].decode("utf-8", "ignore") + suffix
+
+
 def make_id(rel_without_ext: str) -> str:
     """A readable, file-system-safe id: sub-folders joined with '__', unsafe characters made '_'.
 
@@ -261,15 +268,15 @@ def assign_ids(keys: list[tuple[str, str, str | None]]) -> list[str]:
             if i == keep:
                 continue
             if exts[_ext(keys[i][1])] == 1:
-                ids[i] = f"{ids[i]}_{_ext(keys[i][1])}"
+                ids[i] = _suffixed(ids[i], f"_{_ext(keys[i][1])}")
             else:
-                ids[i] = f"{ids[i]}-{_path_hash(keys[i][1], 8)}"
+                ids[i] = _suffixed(ids[i], f"-{_path_hash(keys[i][1], 8)}")
             pending.append(i)
     # What the suffixes made can still meet a plain id or each other (`x_jpg.png` beside `x.jpg`
     # and `x.png`): settle those in path order with a longer hash, then a counter.
     for i in sorted(pending, key=lambda i: keys[i][1]):
         split, base, rel = keys[i][2], ids[i], keys[i][1]
-        candidates = [base] + [f"{make_id(keys[i][0])}-{_path_hash(rel, n)}" for n in (8, 16, 64)]
+        candidates = [base] + [_suffixed(make_id(keys[i][0]), f"-{_path_hash(rel, n)}") for n in (8, 16, 64)]
         for cand in candidates:
             if (split, cand.casefold()) not in taken:
                 break

@@ -32,25 +32,29 @@ def report_key(out: str) -> str:
     return f"eval-{name or 'root'}"
 
 
-def _row(name: str, m: dict[str, Any]) -> str:
+def _row(name: str, m: dict[str, Any], hole: bool) -> str:
     cells = [f"{m[k]:.4f}" if isinstance(m.get(k), (int, float)) else "" for k in METRIC_KEYS]
     h = m.get("hist_intersection") or {}
-    hist = "/".join(f"{h[c]:.3f}" for c in "Lab" if isinstance(h.get(c), (int, float)))
-    return f"| {name} | " + " | ".join(cells) + f" | {hist} |"
+    cells.append("/".join(f"{h[c]:.3f}" for c in "Lab" if isinstance(h.get(c), (int, float))))
+    if hole:  # inpainting: the same metrics inside the blanked box, where the task is
+        inner = m.get("hole") or {}
+        cells += [f"{inner[k]:.4f}" if isinstance(inner.get(k), (int, float)) else "" for k in ("L1", "PSNR")]
+    return f"| {name} | " + " | ".join(cells) + " |"
 
 
 def metrics_markdown(metrics: dict[str, Any], out_dir: str) -> str:
     """The metrics table, one row per baseline (metrics["baselines"]: name -> metrics) and the paths."""
+    hole = isinstance(metrics.get("hole"), dict)
     lines = [f"# Evaluation `{out_dir}`", "",
              f"{metrics.get('count', '?')} `{metrics.get('split', '?')}` images, eval mode "
              f"`{metrics.get('eval_mode', '?')}`.", "",
-             "| | L1 | PSNR (dB) | SSIM | Lab hist. intersection L/a/b |", "|---|---:|---:|---:|---|",
-             _row("**model**", metrics)]
+             "| | L1 | PSNR (dB) | SSIM | Lab hist. intersection L/a/b |" + (" hole L1 | hole PSNR |" if hole else ""),
+             "|---|---:|---:|---:|---|" + ("---:|---:|" if hole else ""), _row("**model**", metrics, hole)]
     baselines = metrics.get("baselines")
     if isinstance(baselines, dict):
-        lines += [_row(str(name), m) for name, m in baselines.items() if isinstance(m, dict)]
+        lines += [_row(str(name), m, hole) for name, m in baselines.items() if isinstance(m, dict)]
     elif isinstance(baselines, list):
-        lines += [_row(str(m.get("name", i)), m) for i, m in enumerate(baselines) if isinstance(m, dict)]
+        lines += [_row(str(m.get("name", i)), m, hole) for i, m in enumerate(baselines) if isinstance(m, dict)]
     if not baselines:
         lines += ["", "(no baselines in metrics.json)"]
     lines += ["", f"Report: `{Path(out_dir) / 'report.html'}` (open it in a browser); "

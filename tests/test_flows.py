@@ -338,6 +338,11 @@ def test_stage_flow_helpers_render_what_the_ui_shows() -> None:
     assert "| **model** | 0.2500 | 12.5000 | 0.4000 | 0.900/0.800/0.700 |" in md
     assert "| identity (A as output) | 0.5000 | 8.0000 | 0.1000 |  |" in md and "reports/x/report.html" in md
     assert "no baselines" in evaluate.metrics_markdown({k: v for k, v in metrics.items() if k != "baselines"}, "r")
+    inpaint = {**metrics, "hole": {"L1": 0.6, "PSNR": 6.0},
+               "baselines": {"telea": {"L1": 0.3, "PSNR": 9.0, "SSIM": 0.2, "hole": {"L1": 0.7, "PSNR": 5.5}}}}
+    md = evaluate.metrics_markdown(inpaint, "r")
+    assert "hole L1 | hole PSNR |" in md and "| 0.900/0.800/0.700 | 0.6000 | 6.0000 |" in md
+    assert "| telea | 0.3000 | 9.0000 | 0.2000 |  | 0.7000 | 5.5000 |" in md
     assert train_progress.format_seconds(3725) == "1h02m" and train_progress.format_seconds(65) == "1m05s"
     rows = train_progress.metrics_table({"epoch": 2, "val_L1": 0.123456789, "device": "cpu", "other": 1})
     assert rows == [{"metric": "epoch", "value": 2}, {"metric": "val_L1", "value": 0.123457},

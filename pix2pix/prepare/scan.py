@@ -80,11 +80,6 @@ def own_dataset_meta(folder: Path) -> dict | None:
     return meta if isinstance(meta, dict) and meta.get("format") == DATASET_FORMAT else None
 
 
-def _looks_like_our_layout(entries: list[os.DirEntry]) -> bool:
-    names = {e.name for e in entries}
-    return "manifest.jsonl" in names and bool(names & {"train", "val", "test"})
-
-
 @dataclass
 class Listing:
     """Every entry under a source: the regular files that are inputs, and the rest with reasons."""
@@ -118,7 +113,8 @@ def walk_source(root: Path) -> Listing:
         ours = own_dataset_meta(folder) is not None
         # Without its dataset.json (copied without it, hand-edited), our layout still shows by its
         # manifest: the contact sheet must never become a training pair. Reported, not silent.
-        looks_ours = not ours and _looks_like_our_layout(entries)
+        names = {e.name for e in entries}
+        looks_ours = not ours and "manifest.jsonl" in names and bool(names & {"train", "val", "test"})
         for e in entries:
             rel = prefix + e.name
             if e.name.startswith(".") or e.name == "__MACOSX":
@@ -209,10 +205,8 @@ def _slug_part(part: str) -> str:
 
 
 def _suffixed(base: str, suffix: str) -> str:
-    """`base + suffix` within `_ID_MAX_BYTES`, trimming `base` at a character boundary: an id read
-    back from a dataset we wrote (a rebuild) then fits as it is and keeps its name."""
-    room = _ID_MAX_BYTES - len(suffix.encode())
-    return base.encode()[:room].decode("utf-8", "ignore") + suffix
+    """`base + suffix` within `_ID_MAX_BYTES` (a rebuild of our dataset then keeps the id)."""
+    return base.encode()[: _ID_MAX_BYTES - len(suffix.encode())].decode("utf-8", "ignore") + suffix
 
 
 def make_id(rel_without_ext: str) -> str:

@@ -17,6 +17,7 @@ from uuid import UUID
 import numpy as np
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.context import FlowRunContext, TaskRunContext
 
 LOSSES = ("G_GAN", "G_L1", "D_real", "D_fake")
 # Rows of the final table: the keys of metrics.json worth a glance, in this order.
@@ -52,12 +53,19 @@ class PrefectTrainReporter:
     def on_start(self, info: dict[str, Any]) -> None:
         self.first_epoch, self.step = int(info.get("epoch", 0)), int(info.get("step", 0))
         self.started = time.perf_counter()
+        if not self.in_run():
+            return
         done = 100.0 * self.first_epoch / max(self.total_epochs, 1)
         self.artifact = create_progress_artifact(
             done, key=f"{self.key}-progress",
             description=f"epoch {self.first_epoch}/{self.total_epochs}, step {self.step}: starting")
         get_run_logger().info("training epochs %d->%d in %s%s", self.first_epoch, self.total_epochs, self.run_dir,
                               " (resumed)" if info.get("resumed") else "")
+
+    @staticmethod
+    def in_run() -> bool:
+        """Inside a Prefect task or flow run (a task's `.fn()` called directly is not: it reports nothing)."""
+        return TaskRunContext.get() is not None or FlowRunContext.get() is not None
 
     def on_step(self, metrics: dict[str, float], step: int) -> None:
         self.step = step
@@ -68,6 +76,8 @@ class PrefectTrainReporter:
         return (time.perf_counter() - self.started) / done * (self.total_epochs - epoch)
 
     def on_epoch(self, metrics: dict[str, float], epoch: int) -> None:
+        if not self.in_run():
+            return
         eta = format_seconds(self.eta_seconds(epoch))
         losses = " ".join(f"{k} {metrics[k]:.3f}" for k in LOSSES if k in metrics)
         val = f", val L1 {metrics['val_L1']:.4f}" if "val_L1" in metrics else ""

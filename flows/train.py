@@ -53,8 +53,11 @@ def train_task(config: dict[str, Any], dataset: str, run_dir: str, resume: bool,
     return {**result.metrics, "samples": str(samples[-1]) if samples else None}
 
 
-def resolve_config(params: str | None, preset: str | None, overrides: dict[str, Any] | None) -> Any:
-    """The TrainConfig: preset (the device's when None, logged) < params.yaml `train` < overrides."""
+def resolve_config(params: str | None, preset: str | None, overrides: dict[str, Any] | None,
+                   dataset: str | None = None) -> Any:
+    """The TrainConfig: preset (the device's when None, logged) < params.yaml `train` < overrides;
+    crop_size, load_size and generator follow `dataset`'s size (dataset.json) unless given."""
+    from pix2pix.dataset import image_size
     from pix2pix.params import stage_values
     from pix2pix.training import TrainConfig
     from pix2pix.training.config import preset_for_device
@@ -65,7 +68,8 @@ def resolve_config(params: str | None, preset: str | None, overrides: dict[str, 
         get_run_logger().info("preset not given: using %r (%s)", preset, why)
     else:
         get_run_logger().info("preset %r", preset)
-    return TrainConfig.from_dict(values, preset=preset)
+    size = image_size(dataset) if dataset and Path(dataset).is_dir() else None
+    return TrainConfig.from_dict(values, preset=preset, dataset_size=size)
 
 
 @flow(name="train")
@@ -77,7 +81,7 @@ def train(dataset: str, run_dir: str, params: str | None = None, preset: str | N
     Config: `preset` (paper | small; default: paper on CUDA, small on a CPU) < the params.yaml
     `train` section (`params`) < `overrides` (any TrainConfig key, e.g. {"n_epochs": 1}).
     """
-    config = resolve_config(params, preset, overrides)
+    config = resolve_config(params, preset, overrides, dataset=dataset)
     metrics = train_task(config.to_dict(), dataset, run_dir, resume, on_mismatch, dvclive)
     key = run_key(run_dir)
     create_table_artifact(metrics_table(metrics), key=f"{key}-metrics", description=f"final metrics of {run_dir}")

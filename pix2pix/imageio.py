@@ -207,3 +207,74 @@ def load_rgb(
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
         raise ImageRejected(f"unsupported pixel layout {arr.shape} {arr.dtype}", "corrupt")
     return arr
+
+
+# --- the one decoder: OpenCV for plain JPEGs, `load_rgb` for everything else ------------------
+
+_REDUCED = {1: 0, 2: 16, 4: 32, 8: 64}  # DCT scale -> OpenCV's IMREAD_REDUCED_* bit
+
+
+def _jpeg_header(data: bytes) -> tuple[int, int, int] | None:
+    """(width, height, components) of a baseline/progressive JPEG without EXIF, else None.
+
+    Walks the marker segments up to the frame header. A file with an EXIF block (it may carry
+    an orientation) or anything unusual returns None and takes the general path.
+    """
+    i, n = 2, len(data)
+    while i + 9 < n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        length = int.from_bytes(data[i + 2 : i + 4], "big")
+        if marker == 0xE1 and data[i + 4 : i + 8] == b"Exif":
+            return None
+        if marker in (0xC0, 0xC1, 0xC2):  # baseline, extended, progressive Huffman
+            h, w = int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big")
+            return w, h, data[i + 9]
+        if 0xC3 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) or marker == 0xDA:
+            return None  # lossless/arithmetic frames, or scan data before any frame header
+        i += 2 + length
+    return None
+
+
+def _decode_plain_jpeg(data: bytes, max_pixels: int, min_size: tuple[int, int] | None) -> np.ndarray | None:
+    """The common case, ~1.5x faster than through Pillow: a complete (ends with its EOI marker)
+    three-component JPEG without EXIF, within `max_pixels`, decoded by OpenCV at the DCT scale
+    Pillow's `draft` would pick, to the same pixels (same libjpeg-turbo IDCT). Anything else,
+    including every file that could be rejected, returns None and goes through `load_rgb`."""
+    if data[:3] != b"\xff\xd8\xff" or data[-2:] != b"\xff\xd9":
+        return None
+    header = _jpeg_header(data)
+    if header is None or header[2] != 3 or not 0 < header[0] * header[1] <= max_pixels:
+        return None
+    import cv2
+
+    w, h, _ = header
+    scale = 1
+    if min_size is not None:
+        ratio = max(1, min(w // min_size[0], h // min_size[1]))
+        scale = next(s for s in (8, 4, 2, 1) if ratio >= s)
+    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION | _REDUCED[scale]
+    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if arr is None or arr.shape[:2] != (-(-h // scale), -(-w // scale)):
+        return None
+    if jpeg_may_end_early(data, arr):
+        return None  # maybe cut short and closed with FF D9: `load_rgb` checks it
+    return arr
+
+
+def decode_rgb(
+    data: bytes,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """The one decoder of the package (build, training, evaluation): bytes → H×W×3 uint8 RGB.
+
+    A plain JPEG goes through OpenCV (faster, same pixels); everything else, and every file
+    that could be rejected, through `load_rgb` (same arguments, same `ImageRejected`).
+    """
+    fast = _decode_plain_jpeg(data, max_pixels, min_size)
+    if fast is not None:
+        return fast
+    return load_rgb(data, max_pixels=max_pixels, min_size=min_size)

@@ -9,11 +9,12 @@ random colour field with a few rectangles; B = 255 − A (an easy, learnable map
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from pix2pix import dataset
 
 
 def random_a(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -77,14 +78,15 @@ def make_dataset(
                 "op": "pair",
                 "op_params": {},
             })
-    with (root / "manifest.jsonl").open("w") as f:
-        for r in records:
-            f.write(json.dumps(r) + "\n")
-    (root / "dataset.json").write_text(json.dumps({
-        "version": 1,
-        "config": {"size": size, "seed": seed},
+    manifest_sha = dataset.write_manifest(root, records)
+    dataset.write_meta(root, {
+        "config": {"size": size, "seed": seed, "op": "pair"},
+        "size": records[0]["size"][1] if records else size,
+        "source_kind": "ab",
         "counts": counts,
-        "rejected": {},
-    }, indent=2))
-    (root / "rejected.jsonl").write_text("")
+        "total": len(records),
+        "rejected": {"total": 0, "by_reason": {}},
+        "manifest_sha256": manifest_sha,
+    })
+    dataset.write_jsonl(root / dataset.REJECTED, [])
     return root

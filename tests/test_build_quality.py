@@ -211,8 +211,7 @@ def test_rebuilding_a_built_dataset_copies_its_images_byte_for_byte(tmp_path: Pa
 def test_fast_jpeg_decode_gives_pillows_pixels_and_leaves_odd_files_to_the_guarded_loader(photos) -> None:
     import io
 
-    from pix2pix.imageio import load_rgb
-    from pix2pix.prepare.build import _decode_plain_jpeg
+    from pix2pix.imageio import _decode_plain_jpeg, load_rgb
 
     c = BuildConfig(source="s", out="o")
     for name in ("astronaut", "coffee"):
@@ -221,22 +220,22 @@ def test_fast_jpeg_decode_gives_pillows_pixels_and_leaves_odd_files_to_the_guard
             Image.fromarray(photos[name]).resize(wh).save(buf, "JPEG", quality=90)
             data = buf.getvalue()
             for floor in ((512, 512), (256, 256)):
-                fast = _decode_plain_jpeg(data, c, floor)
+                fast = _decode_plain_jpeg(data, c.max_pixels, floor)
                 assert fast is not None and np.array_equal(fast, load_rgb(data, min_size=floor))
     buf = io.BytesIO()
     Image.fromarray(photos["chelsea"]).save(buf, "JPEG", quality=90)
     data = buf.getvalue()
-    assert _decode_plain_jpeg(data[: len(data) // 2], c, (64, 64)) is None  # truncated: load_rgb rejects it
+    assert _decode_plain_jpeg(data[: len(data) // 2], c.max_pixels, (64, 64)) is None  # truncated: load_rgb rejects it
     rotated = io.BytesIO()
     exif = Image.Exif()
     exif[0x0112] = 6
     Image.fromarray(photos["chelsea"]).save(rotated, "JPEG", exif=exif)
-    assert _decode_plain_jpeg(rotated.getvalue(), c, (64, 64)) is None
+    assert _decode_plain_jpeg(rotated.getvalue(), c.max_pixels, (64, 64)) is None
     cmyk = io.BytesIO()
     Image.fromarray(photos["chelsea"]).convert("CMYK").save(cmyk, "JPEG")
-    assert _decode_plain_jpeg(cmyk.getvalue(), c, (64, 64)) is None
+    assert _decode_plain_jpeg(cmyk.getvalue(), c.max_pixels, (64, 64)) is None
     small = BuildConfig(source="s", out="o", max_pixels=1000)
-    assert _decode_plain_jpeg(data, small, (64, 64)) is None  # over the limit: load_rgb says so
+    assert _decode_plain_jpeg(data, small.max_pixels, (64, 64)) is None  # over the limit: load_rgb says so
 
 
 def test_workers_start_cleanly_after_the_parent_used_opencv_threads(tmp_path: Path) -> None:

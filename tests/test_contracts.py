@@ -22,8 +22,11 @@ def test_params_sections_load_into_the_stage_configs() -> None:
     paths = params["paths"]
     build = BuildConfig.from_dict({"source": paths["samples"], "out": paths["dataset"], **params["build"]})
     assert build.op == params["build"]["op"] and build.size == params["build"]["size"]
-    train = TrainConfig.from_dict(params["train"])
-    assert train.generator == params["train"]["generator"] and train.ngf == params["train"]["ngf"]
+    # The train stage follows the build's size (issue 10): generator and crop come from dataset.json.
+    train = TrainConfig.from_dict(params["train"], dataset_size=build.size)
+    want = params["train"].get("generator", f"unet_{build.size}")
+    assert train.generator == want and train.ngf == params["train"]["ngf"]
+    assert train.crop_size == build.size
     evaluate = EvalConfig.from_dict(params["evaluate"])
     assert evaluate.split == params["evaluate"]["split"] and evaluate.eval_mode == params["evaluate"]["eval_mode"]
 

@@ -247,7 +247,7 @@ def test_two_builds_into_one_out_never_mix(tmp_path: Path) -> None:
 
 def test_disk_full_is_one_line_naming_the_file(tmp_path: Path, monkeypatch, capsys) -> None:
     """ENOSPC (simulated: the one fault a test cannot cause on this disk) while writing."""
-    import pix2pix.prepare.build as build
+    import pix2pix.dataset as contract
 
     src = photos(tmp_path / "src", 3)
     full = tmp_path / ".out.partial" / "manifest.jsonl"
@@ -255,7 +255,7 @@ def test_disk_full_is_one_line_naming_the_file(tmp_path: Path, monkeypatch, caps
     def no_space(path, rows):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(full))
 
-    monkeypatch.setattr(build, "_write_jsonl", no_space)
+    monkeypatch.setattr(contract, "write_jsonl", no_space)
     assert cli_main(["build", str(src), str(tmp_path / "out"), "--size", "64", *FOLDER]) == EXIT_IO
     err = capsys.readouterr().err
     assert err.splitlines() == [f"error: {full}: disk full; free space on that disk (or choose an output "

@@ -30,11 +30,11 @@ def add_params_arguments(p: argparse.ArgumentParser, section: str, *, set_option
                        help="set any config key (VALUE read as YAML), repeatable; flags win")
 
 
-def add_config_flag(p: Any, flag: str, key: str, **kwargs: Any) -> None:
-    """A flag that overrides config key `key` only when given (see `flag_values`)."""
+def add_config_flag(p: Any, flag: str, key: str, *aliases: str, **kwargs: Any) -> None:
+    """A flag (and its old spellings `aliases`) that overrides config key `key` only when given."""
     if "metavar" not in kwargs and "choices" not in kwargs and kwargs.get("action") is None:
         kwargs["metavar"] = flag[2:].upper().replace("-", "_")
-    p.add_argument(flag, dest=f"{FLAG_PREFIX}{key}", default=argparse.SUPPRESS, **kwargs)
+    p.add_argument(flag, *aliases, dest=f"{FLAG_PREFIX}{key}", default=argparse.SUPPRESS, **kwargs)
 
 
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:

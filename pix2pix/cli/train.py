@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from pix2pix.cli.common import add_config_flag, add_params_arguments, exit_codes_epilog, run_guarded, stage_values
@@ -56,8 +57,9 @@ _FLAGS: list[tuple[str, str, Any, str]] = [
     ("--epochs-decay", "n_epochs_decay", int, "epochs of linear decay to 0 (default 100)"),
     ("--batch-size", "batch_size", int, "per process (default 1)"),
     ("--seed", "seed", int, "seed for init, data order, jitter, dropout (default 0)"),
-    ("--size", "size", int, "training crop = network input side (default 256)"),
-    ("--load-size", "load_size", int, "resize before the random crop (default size*286/256)"),
+    ("--crop-size", "crop_size", int,
+     "training crop = network input side (default: the dataset's size; --size is an old alias)"),
+    ("--load-size", "load_size", int, "resize before the random crop (default crop_size*286/256)"),
     ("--direction", "direction", str, "AtoB (left->right, default) | BtoA"),
     ("--eval-mode", "eval_mode", str,
      "G at validation/inference: train (dropout + batch stats, the paper; default) | eval"),
@@ -78,7 +80,10 @@ _SWITCHES: list[tuple[str, str, bool, str]] = [
     ("--no-flip", "flip", False, "no random mirroring"),
     ("--compile", "compile", True, "torch.compile G and D (CUDA; slow start)"),
     ("--sync-bn", "sync_bn", True, "SyncBatchNorm across processes under torchrun"),
+    ("--allow-resize", "allow_resize", True,
+     "train at a --crop-size other than the dataset's size (every image is resized)"),
 ]
+_ALIASES = {"--crop-size": ("--size",)}  # old spellings still accepted
 
 
 def add_train_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -111,16 +116,19 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("training config (override preset / params)")
     for flag, key, typ, text in _FLAGS:
-        add_config_flag(g, flag, key, type=typ, help=text)
+        add_config_flag(g, flag, key, *_ALIASES.get(flag, ()), type=typ, help=text)
     for flag, key, value, text in _SWITCHES:
         add_config_flag(g, flag, key, action="store_const", const=value, help=text)
 
 
 def build_config(args: argparse.Namespace) -> Any:
-    """The ``TrainConfig`` the arguments describe (preset < params file < --set < flags)."""
+    """The ``TrainConfig`` the arguments describe (preset < params file < --set < flags);
+    ``crop_size``, ``load_size`` and ``generator`` follow the dataset's size unless given."""
+    from pix2pix.dataset import image_size
     from pix2pix.training.config import TrainConfig
 
-    return TrainConfig.from_dict(stage_values(args), preset=args.preset)
+    size = image_size(args.dataset) if Path(args.dataset).is_dir() else None
+    return TrainConfig.from_dict(stage_values(args), preset=args.preset, dataset_size=size)
 
 
 def _callbacks(args: argparse.Namespace) -> list[Any]:
@@ -134,8 +142,6 @@ def _callbacks(args: argparse.Namespace) -> list[Any]:
         print("[train] dvclive not installed: metrics go to RUN_DIR/history.jsonl only",
               file=sys.stderr)
         return []
-    from pathlib import Path
-
     return [DVCLiveCallback(Path(args.run_dir) / "dvclive")]
 
 

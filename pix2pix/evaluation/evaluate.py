@@ -9,7 +9,7 @@ records (manifest) → model (``pix2pix.models.io``) → outputs (the inference 
 ``pix2pix.inference.translate``) → metrics (``metrics.py``, beside the ``baselines.py``) →
 report (``report.py``). Output folder (written to a hidden sibling, renamed into place)::
 
-    OUT/images/<id>.png   input | output | target, uint8, at the generator's training size
+    OUT/images/<id>.png   input | output | target, uint8, at the dataset's size
     OUT/metrics.json      split means (L1, PSNR, SSIM), Lab histogram intersections, the task,
                           dataset, model, test-time mode, build warnings; ``hole`` (inpainting:
                           the same inside the masked box) and ``baselines.identity`` /
@@ -132,7 +132,7 @@ def resolve_generator_path(path: str | Path) -> Path:
 
 
 def _split_records(dataset_dir: Path, split: str) -> list[dict]:
-    from pix2pix.training.data import read_manifest
+    from pix2pix.dataset import read_manifest
 
     records = read_manifest(dataset_dir)
     mine = [r for r in records if r["split"] == split]
@@ -144,6 +144,23 @@ def _split_records(dataset_dir: Path, split: str) -> list[dict]:
             f"{have}. Choose one with --split."
         )
     return mine
+
+
+def _run_size(dataset_dir: Path, loaded: Any) -> int:
+    """The dataset's image side (its dataset.json; the model's training size when it says none).
+
+    A U-Net is fully convolutional, so it runs at any multiple of its ``size_multiple``; any other
+    side would need resizing every image, which evaluate does not do silently.
+    """
+    from pix2pix.dataset import image_size
+
+    size = image_size(dataset_dir) or loaded.size
+    multiple = loaded.spec.size_multiple
+    if size % multiple:
+        raise EvaluateError(f"{dataset_dir}: its images are {size}x{size}, but {loaded.spec.generator} "
+                            f"needs sides that are multiples of {multiple}; rebuild the dataset with "
+                            f"`pix2pix build --size {max(multiple, round(size / multiple) * multiple)}`")
+    return size
 
 
 def read_history(path: Path) -> list[dict[str, Any]]:
@@ -282,7 +299,7 @@ def _evaluate(gen_path: Path, dataset_dir: Path, out: Path, config: EvalConfig, 
     loaded = load_generator_file(gen_path, map_location=device)  # ours or an official .pth
     mode = loaded.eval_mode if config.eval_mode == "checkpoint" else config.eval_mode
     # An official state dict stores no direction: it maps the dataset's A to B unless told.
-    size = loaded.size
+    size = _run_size(dataset_dir, loaded)
     direction = config.direction if config.direction != "model" else (loaded.direction or "AtoB")
     ds = PairDataset(dataset_dir, config.split, direction=direction, load_size=size, crop_size=size,
                      flip=False, train=False)
@@ -326,6 +343,7 @@ def _evaluate(gen_path: Path, dataset_dir: Path, out: Path, config: EvalConfig, 
             "trained_on_this_dataset": same_data,
             "direction": direction,
             "size": size,
+            "model_size": loaded.size,
             "step": loaded.info.get("step"),
             "epoch": loaded.info.get("epoch"),
             "device": str(device),

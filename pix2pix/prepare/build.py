@@ -16,7 +16,6 @@ dataset.json and preview, then move the finished folder into place in one rename
 from __future__ import annotations
 
 import hashlib
-import json
 import multiprocessing
 import shutil
 import time
@@ -28,17 +27,14 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from pix2pix import __version__
+from pix2pix import __version__, dataset
 from pix2pix.atomic import claim, publish, release, sibling
 from pix2pix.errors import ConfigError, ImageRejected, NothingUsableError, SourceError
-from pix2pix.imageio import jpeg_may_end_early, load_rgb, open_image
+from pix2pix.imageio import decode_rgb, open_image
 from pix2pix.prepare import ops
 from pix2pix.prepare.archive import extract_archive, is_archive
 from pix2pix.prepare.config import SPLITS, BuildConfig
 from pix2pix.prepare.scan import Item, scan_source
-
-FORMAT_NAME = "pix2pix-ab"
-FORMAT_VERSION = 1
 
 
 @dataclass
@@ -180,60 +176,7 @@ def _decode(root: Path, rel: str, cfg: BuildConfig, min_size: tuple[int, int]) -
     # A JPEG is decoded at the smallest DCT scale that keeps both sides >= 2x the target, then
     # area-resized: 38-55 dB (mean 45) to a full decode on photos, 2-4x less to decode. Decoding
     # right down to the target is faster still but costs ~10 dB (the scaled IDCT aliases).
-    fast = _decode_plain_jpeg(data, cfg, min_size)
-    if fast is not None:
-        return fast, data
-    return load_rgb(data, max_pixels=cfg.max_pixels, min_size=min_size), data
-
-
-_REDUCED = {1: 0, 2: 16, 4: 32, 8: 64}  # DCT scale -> OpenCV's IMREAD_REDUCED_* bit
-
-
-def _jpeg_header(data: bytes) -> tuple[int, int, int] | None:
-    """(width, height, components) of a baseline/progressive JPEG without EXIF, else None.
-
-    Walks the marker segments up to the frame header. A file with an EXIF block (it may carry
-    an orientation) or anything unusual returns None and takes the general path.
-    """
-    i, n = 2, len(data)
-    while i + 9 < n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        length = int.from_bytes(data[i + 2 : i + 4], "big")
-        if marker == 0xE1 and data[i + 4 : i + 8] == b"Exif":
-            return None
-        if marker in (0xC0, 0xC1, 0xC2):  # baseline, extended, progressive Huffman
-            h, w = int.from_bytes(data[i + 5 : i + 7], "big"), int.from_bytes(data[i + 7 : i + 9], "big")
-            return w, h, data[i + 9]
-        if 0xC3 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) or marker == 0xDA:
-            return None  # lossless/arithmetic frames, or scan data before any frame header
-        i += 2 + length
-    return None
-
-
-def _decode_plain_jpeg(data: bytes, cfg: BuildConfig, min_size: tuple[int, int]) -> np.ndarray | None:
-    """The common case, ~1.5x faster than through Pillow: a complete (ends with its EOI marker)
-    three-component JPEG without EXIF, within --max-pixels, decoded by OpenCV at the DCT scale
-    Pillow's `draft` would pick, to the same pixels (same libjpeg-turbo IDCT). Anything else,
-    including every file that could be rejected, returns None and goes through `load_rgb`."""
-    if data[:3] != b"\xff\xd8\xff" or data[-2:] != b"\xff\xd9":
-        return None
-    header = _jpeg_header(data)
-    if header is None or header[2] != 3 or not 0 < header[0] * header[1] <= cfg.max_pixels:
-        return None
-    import cv2
-
-    w, h, _ = header
-    ratio = max(1, min(w // min_size[0], h // min_size[1]))
-    scale = next(s for s in (8, 4, 2, 1) if ratio >= s)
-    flags = cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION | _REDUCED[scale]
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    if arr is None or arr.shape[:2] != (-(-h // scale), -(-w // scale)):
-        return None
-    if jpeg_may_end_early(data, arr):
-        return None  # maybe cut short and closed with FF D9: `load_rgb` checks it
-    return arr
+    return decode_rgb(data, max_pixels=cfg.max_pixels, min_size=min_size), data
 
 
 def _decode_half(root: Path, rel: str, cfg: BuildConfig, min_size: tuple[int, int]) -> tuple[np.ndarray, bytes]:
@@ -350,7 +293,7 @@ def make_pair(item: Item, cfg: BuildConfig, root: Path) -> Made:
                 "not an A|B image",
             )
         _small((ab.shape[0], ab.shape[1] // 2), cfg, "each half ", warnings)
-        a, b = (fit(x) for x in ops.split_ab(ab))
+        a, b = (fit(x) for x in dataset.split_ab(ab))
         op, sha = "ab", hashlib.sha256(data).hexdigest()
         if _copyable(data, cfg):
             raw = data
@@ -610,12 +553,6 @@ def _group_splits(records: list[dict], groups: list[list[int]], staging: Path, s
     return rows, stats
 
 
-def _write_jsonl(path: Path, rows: Iterable[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
-
-
 def finalize_build(
     plan: BuildPlan, records: Iterable[dict], *, extra_rejected: Sequence[dict] = (), started: float | None = None
 ) -> BuildSummary:
@@ -653,13 +590,10 @@ def finalize_build(
     for r in kept:
         del r["_dhash"], r["_thumb"], r["_fixed"]
     counts = {s: sum(r["split"] == s for r in kept) for s in SPLITS}
-    _write_jsonl(staging / "manifest.jsonl", kept)
-    _write_jsonl(staging / "rejected.jsonl", rejected)
-    _write_jsonl(staging / "near_duplicates.jsonl", near)
-    manifest_sha = hashlib.sha256((staging / "manifest.jsonl").read_bytes()).hexdigest()
-    meta = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
+    manifest_sha = dataset.write_manifest(staging, kept)
+    dataset.write_jsonl(staging / dataset.REJECTED, rejected)
+    dataset.write_jsonl(staging / dataset.NEAR_DUPLICATES, near)
+    dataset.write_meta(staging, {
         "tool": "pix2pix-pipeline",
         "tool_version": __version__,
         "config": cfg.to_dict(for_output=True),
@@ -673,11 +607,10 @@ def finalize_build(
         "near_duplicates": near_stats,
         "warnings": {"small image kept": sum(bool(r.get("warnings")) for r in kept)},
         "manifest_sha256": manifest_sha,
-    }
-    (staging / "dataset.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    })
     from pix2pix.prepare.preview import write_preview
 
-    write_preview(staging, kept, staging / "preview.jpg", per_split=cfg.preview_per_split)
+    write_preview(staging, kept, staging / dataset.PREVIEW, per_split=cfg.preview_per_split)
     publish(staging, out)
     _cleanup(plan)
     return BuildSummary(
@@ -715,7 +648,7 @@ def _nothing_usable(source: str, rejected: list[dict], by_kind: dict[str, int], 
     if rejected:
         try:
             report.parent.mkdir(parents=True, exist_ok=True)
-            _write_jsonl(report, rejected)
+            dataset.write_jsonl(report, rejected)
             lines[0] += f"; every rejection is listed in {report}"
         except OSError as exc:
             lines[0] += f" (could not write {report}: {exc.strerror})"

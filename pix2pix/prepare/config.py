@@ -10,12 +10,12 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from pix2pix.dataset import SPLITS  # noqa: F401 - the contract owns the split names
 from pix2pix.errors import ConfigError
 from pix2pix.imageio import DEFAULT_MAX_PIXELS
 from pix2pix.prepare.ops import FIT_POLICIES, OPS
 
 SOURCE_TYPES = ("auto", "folder", "paired", "ab", "archive")
-SPLITS = ("train", "val", "test")
 SMALL_IMAGE_POLICIES = ("reject", "warn")
 IMAGE_FORMATS = ("jpg", "png")
 # Keys that change how or where a build runs but never what it writes; left out of dataset.json

@@ -126,14 +126,6 @@ def combine_ab(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([a, b], axis=1)
 
 
-def split_ab(ab: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of `combine_ab`: left half A, right half B (width must be even)."""
-    w = ab.shape[1]
-    if w % 2:
-        raise ValueError(f"an A|B image needs an even width, got {w}")
-    return ab[:, : w // 2], ab[:, w // 2 :]
-
-
 def encode(img: np.ndarray, fmt: str = "jpg", quality: int = 95) -> bytes:
     """Encode an RGB array as JPEG (OpenCV's libjpeg-turbo, deterministic for a given build) or PNG."""
     if fmt == "jpg":

@@ -11,7 +11,6 @@ A source is a folder (an archive is extracted to a folder first) of one of three
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import stat
@@ -20,6 +19,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pix2pix import dataset
 from pix2pix.errors import SourceError
 from pix2pix.imageio import DEFAULT_MAX_PIXELS
 from pix2pix.prepare.config import SPLITS
@@ -32,8 +32,8 @@ IMAGE_SUFFIXES = (
 # are not inputs and not worth a rejection report; anything else that is not an image is.
 _BOOKKEEPING_SUFFIXES = (".sha256", ".part")
 # What `pix2pix build` writes beside its dataset.json: never inputs of another build.
-DATASET_FORMAT = "pix2pix-ab"
-OWN_DATASET_FILES = {"dataset.json", "manifest.jsonl", "rejected.jsonl", "near_duplicates.jsonl", "preview.jpg"}
+DATASET_FORMAT = dataset.FORMAT
+OWN_DATASET_FILES = dataset.OWN_FILES
 # A note's name with an image extension (`license.jpg`, a scan; `readme.png`, a diagram) is an
 # image like any other: only text-like notes are left aside.
 _BOOKKEEPING_NAMES = re.compile(
@@ -74,10 +74,10 @@ def _is_bookkeeping(name: str) -> bool:
 def own_dataset_meta(folder: Path) -> dict | None:
     """The `dataset.json` this tool wrote into `folder`, or None (absent, unreadable, foreign)."""
     try:
-        meta = json.loads((folder / "dataset.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = dataset.read_meta(folder)
+    except dataset.DatasetError:
         return None
-    return meta if isinstance(meta, dict) and meta.get("format") == DATASET_FORMAT else None
+    return meta if meta is not None and meta.get("format") == DATASET_FORMAT else None
 
 
 @dataclass

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from pix2pix.prepare.config import SPLITS
+from pix2pix import dataset
+from pix2pix.dataset import SPLITS
 from pix2pix.prepare.scan import IMAGE_SUFFIXES
 
 
@@ -94,11 +95,12 @@ def inspect_dataset(root: Path) -> InspectReport:
     if sizes:
         report.image_size = max(sizes, key=lambda s: len(sizes[s]))
 
-    manifest = root / "manifest.jsonl"
+    manifest = root / dataset.MANIFEST
     if not manifest.is_file():
         report.warnings.append("no manifest.jsonl: hashes not verified (not built by pix2pix build?)")
         return report
     report.has_manifest = True
+    # Line by line, not `dataset.read_manifest`: inspect lists every bad line, it does not stop.
     records = []
     for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
         try:
@@ -122,14 +124,17 @@ def inspect_dataset(root: Path) -> InspectReport:
     for rel in sorted(set(files) - listed):
         report.problems.append(f"{rel}: image not listed in manifest.jsonl")
 
-    meta_path = root / "dataset.json"
-    if not meta_path.is_file():
+    try:
+        meta = dataset.read_meta(root)
+    except dataset.DatasetError as exc:
+        report.problems.append(str(exc))
+        return report
+    if meta is None:
         report.problems.append("dataset.json is missing")
         return report
-    meta = json.loads(meta_path.read_text())
     if meta.get("counts") != report.counts:
         report.problems.append(f"dataset.json counts {meta.get('counts')} differ from files {report.counts}")
-    if meta.get("manifest_sha256") != hashlib.sha256(manifest.read_bytes()).hexdigest():
+    if meta.get("manifest_sha256") != dataset.dataset_fingerprint(root):
         report.problems.append("manifest.jsonl was changed after the build (hash differs from dataset.json)")
     size = meta.get("size")
     if size and report.image_size and tuple(report.image_size) != (2 * size, size):

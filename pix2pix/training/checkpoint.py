@@ -268,7 +268,7 @@ def generator_payload(
             "in_channels": 3,
             "out_channels": 3,
         },
-        "size": config["size"],
+        "size": config.get("crop_size", config.get("size")),  # the image side G was trained at
         "direction": config["direction"],
         "eval_mode": config["eval_mode"],
         "config": config,
@@ -344,7 +344,7 @@ def load_generator(
     fmt = payload.get("format") if isinstance(payload, dict) else None
     if fmt == CHECKPOINT_FORMAT:
         cfg = payload["config"]
-        info = {"config": cfg, "size": cfg["size"], "direction": cfg["direction"],
+        info = {"config": cfg, "size": cfg.get("crop_size", cfg.get("size")), "direction": cfg["direction"],
                 "eval_mode": cfg["eval_mode"], "step": payload["step"],
                 "epoch": payload["epoch"], "dataset_fingerprint": payload["dataset_fingerprint"]}
         model_kw = {"generator": cfg["generator"], "ngf": cfg["ngf"], "norm": cfg["norm"],
@@ -384,7 +384,9 @@ def compare_for_resume(
     reported under the new schedule. That difference is keyed ``"schedule"``.
     """
     diffs: dict[str, tuple[Any, Any]] = {}
-    old = ckpt.get("resume_key", {})
+    from pix2pix.training.config import upgrade_keys
+
+    old = upgrade_keys(dict(ckpt.get("resume_key", {})))  # older checkpoints say `size`
     for k in sorted(set(old) | set(resume_key)):
         if old.get(k, "<absent>") != resume_key.get(k, "<absent>"):
             diffs[k] = (old.get(k, "<absent>"), resume_key.get(k, "<absent>"))

@@ -5,7 +5,7 @@ silent). ``TrainConfig.from_dict`` is how params.yaml's ``train`` section, the f
 all build it, so every entry point gets the same checks and messages naming the key::
 
     cfg = TrainConfig.from_dict({"lr": 1e-4, "n_epochs": 50}, preset="small")
-    cfg = load_train_config("params.yaml", section="train")
+    cfg = load_train_config("params.yaml", section="train", dataset_size=512)  # crop 512, unet_512
 """
 
 from __future__ import annotations
@@ -48,16 +48,24 @@ RUNTIME_KEYS = (
     "log_every",
     "val_every",
     "val_max_images",
+    "allow_resize",
 )
+
+# Keys renamed to the field's terms; old params files and checkpoints still use the old names.
+RENAMED_KEYS = {"size": "crop_size"}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides how pix2pix is trained. Defaults follow the paper.
 
-    ``size`` is the training crop (and the U-Net input side); ``load_size`` the side both
-    halves are resized to before the random crop (0 = ``round(size * 286 / 256)``, the paper's
-    286 for 256). ``eval_mode`` chooses how G runs for validation, samples and inference:
+    ``crop_size`` is the training crop (and the U-Net input side; the official code's
+    ``--crop_size``, formerly ``size`` here); ``load_size`` the side both halves are resized to
+    before the random crop (0 = ``round(crop_size * 286 / 256)``, the paper's 286 for 256).
+    ``from_dict(..., dataset_size=S)`` takes ``crop_size`` (and ``unet_S``) from the dataset
+    unless given; a ``crop_size`` other than the dataset's resizes every image and is refused by
+    ``check_dataset_size`` unless ``allow_resize``. ``eval_mode`` chooses how G runs for
+    validation, samples and inference:
     ``"train"`` = dropout on and BatchNorm with the batch's statistics, as in the paper;
     ``"eval"`` = dropout off and running statistics (the official code's ``--eval``).
     """
@@ -87,8 +95,9 @@ class TrainConfig:
     batch_size: int = 1
     seed: int = 0
     # data
-    size: int = 256
+    crop_size: int = 256
     load_size: int = 0
+    allow_resize: bool = False  # train at a crop_size other than the dataset's (resizing it)
     flip: bool = True
     direction: str = "AtoB"
     eval_mode: str = "train"
@@ -115,15 +124,34 @@ class TrainConfig:
         _check_types(self)
         if self.load_size == 0:
             # Resolved here, once, so config.json and checkpoints show the value actually used.
-            object.__setattr__(self, "load_size", round(self.size * 286 / 256))
+            object.__setattr__(self, "load_size", round(self.crop_size * 286 / 256))
         _validate(self)
 
+    @property
+    def size(self) -> int:
+        """Deprecated name of ``crop_size`` (kept so old code reading ``cfg.size`` works)."""
+        return self.crop_size
+
     @classmethod
-    def from_dict(cls, values: dict[str, Any] | None = None, *, preset: str = "paper") -> TrainConfig:
-        """Preset defaults overlaid with ``values``; unknown keys raise ``ConfigError``."""
+    def from_dict(cls, values: dict[str, Any] | None = None, *, preset: str = "paper",
+                  dataset_size: int | None = None) -> TrainConfig:
+        """Preset defaults overlaid with ``values``; unknown keys raise ``ConfigError``.
+
+        ``dataset_size`` (the side of the dataset's images, ``pix2pix.dataset.image_size``):
+        ``crop_size`` defaults to it, ``load_size`` to the paper's jitter scaled
+        (``round(S * 286 / 256)``: 143 for 128, 572 for 512) and ``generator`` to ``unet_S``
+        when that exists; values given explicitly are kept (``check_dataset_size`` judges them).
+        The old key ``size`` is read as ``crop_size`` with a ``FutureWarning``.
+        """
         if preset not in PRESETS:
             raise ConfigError(f"preset: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
-        values = dict(values or {})
+        values = upgrade_keys(dict(values or {}), warn=True)
+        if dataset_size is not None:
+            given = {**PRESETS[preset], **values}
+            if "crop_size" not in given:
+                values["crop_size"] = dataset_size
+            if "generator" not in given and f"unet_{values.get('crop_size', dataset_size)}" in _unets():
+                values["generator"] = f"unet_{values.get('crop_size', dataset_size)}"
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -163,13 +191,58 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 def load_train_config(
-    path: str | Path, *, section: str = "train", preset: str = "paper", overrides: dict | None = None
+    path: str | Path, *, section: str = "train", preset: str = "paper", overrides: dict | None = None,
+    dataset_size: int | None = None,
 ) -> TrainConfig:
     """Read ``section`` of a YAML file (e.g. params.yaml) into a ``TrainConfig``."""
     from pix2pix.params import read_section
 
-    data = read_section(path, section)
-    return TrainConfig.from_dict({**data, **(overrides or {})}, preset=preset)
+    data = upgrade_keys(dict(read_section(path, section)), warn=True)
+    return TrainConfig.from_dict({**data, **upgrade_keys(dict(overrides or {}), warn=True)},
+                                 preset=preset, dataset_size=dataset_size)
+
+
+def upgrade_keys(values: dict[str, Any], *, warn: bool = False) -> dict[str, Any]:
+    """Rename old config keys (``size`` → ``crop_size``) in place and return ``values``.
+
+    Used for params files, overrides and the configs stored in older checkpoints. Both names at
+    once is a ``ConfigError``; ``warn`` emits a ``FutureWarning`` naming the new key.
+    """
+    import warnings
+
+    for old, new in RENAMED_KEYS.items():
+        if old not in values:
+            continue
+        if new in values and values[new] != values[old]:
+            raise ConfigError(f"{old}: renamed to {new}; give only {new} (got {old}={values[old]!r} "
+                              f"and {new}={values[new]!r})")
+        if warn:
+            warnings.warn(f"train config key {old!r} is now {new!r} (the official code's name); "
+                          f"rename it in your params/--set", FutureWarning, stacklevel=3)
+        values[new] = values.pop(old)
+    return values
+
+
+def check_dataset_size(cfg: TrainConfig, dataset_size: int | None, where: str) -> None:
+    """Refuse a ``crop_size`` that would silently resize every image of the dataset.
+
+    ``dataset_size`` is the side of the dataset's A and B (None: unknown, nothing to check);
+    ``where`` names the dataset in the message. ``allow_resize`` lets it through.
+    """
+    if dataset_size is None or cfg.crop_size == dataset_size or cfg.allow_resize:
+        return
+    way = "down" if cfg.crop_size < dataset_size else "up"
+    raise ConfigError(
+        f"crop_size: {where} holds {dataset_size}x{dataset_size} images but crop_size is "
+        f"{cfg.crop_size}: every image would be {way}scaled. Drop --crop-size to train at "
+        f"{dataset_size} (pick the generator with --generator, e.g. unet_{dataset_size}), "
+        f"or pass --allow-resize (allow_resize: true) to resize on purpose")
+
+
+def _unets() -> tuple[str, ...]:
+    from pix2pix.models import GENERATORS
+
+    return tuple(g for g in GENERATORS if g.startswith("unet_"))
 
 
 def _check_types(cfg: TrainConfig) -> None:
@@ -221,7 +294,7 @@ def _validate(cfg: TrainConfig) -> None:
     _choice("memory_format", cfg.memory_format, MEMORY_FORMATS)
     if not (cfg.device in ("auto", "cpu", "cuda") or cfg.device.startswith("cuda:")):
         raise ConfigError(f"device: expected auto, cpu, cuda or cuda:N, got {cfg.device!r}")
-    for key in ("ngf", "ndf", "batch_size", "size", "load_size", "num_samples", "log_every"):
+    for key in ("ngf", "ndf", "batch_size", "crop_size", "load_size", "num_samples", "log_every"):
         _at_least(key, getattr(cfg, key), 1)
     for key in ("n_epochs", "n_epochs_decay", "num_workers", "num_threads", "in_memory_mb",
                 "checkpoint_every", "sample_every", "val_every", "val_max_images", "lambda_l1"):
@@ -236,15 +309,15 @@ def _validate(cfg: TrainConfig) -> None:
             raise ConfigError(f"{key}: must be in [0, 1), got {getattr(cfg, key)!r}")
     if not cfg.init_std > 0:
         raise ConfigError(f"init_std: must be > 0, got {cfg.init_std!r}")
-    if cfg.load_size < cfg.size:
+    if cfg.load_size < cfg.crop_size:
         raise ConfigError(
-            f"load_size: must be >= size (the random crop is taken from the resized image), "
-            f"got load_size={cfg.load_size} < size={cfg.size}"
+            f"load_size: must be >= crop_size (the random crop is taken from the resized image), "
+            f"got load_size={cfg.load_size} < crop_size={cfg.crop_size}"
         )
     try:
-        check_size_for_generator(cfg.generator, cfg.size)
+        check_size_for_generator(cfg.generator, cfg.crop_size)
     except ValueError as e:
-        raise ConfigError(f"size: {e}") from e
+        raise ConfigError(f"crop_size: {e}") from e
 
 
 def preset_for_device(device: str = "auto") -> tuple[str, str]:

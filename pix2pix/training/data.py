@@ -1,7 +1,8 @@
 """Reading an A|B dataset (docs/dataset-format.md) for training.
 
 - The manifest decides which files belong to a split (no globbing).
-- ``split_pair`` is the one place that knows A is the left half and applies the direction.
+- The contract (manifest, A|B split, decoding) is ``pix2pix.dataset``'s; this module adds the
+  training view of it.
 - ``jitter_params`` / ``apply_jitter`` are the paper's jitter as pure functions: one crop/flip
   sample, drawn from an explicit generator, applied to input and target alike.
 - ``to_model_range`` / ``from_model_range`` are the one place uint8 [0, 255] ↔ float [−1, 1].
@@ -14,8 +15,6 @@ worker→trainer traffic than float32, and the conversion stays in one function)
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import os
 import random
@@ -31,16 +30,14 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
-from pix2pix.errors import Pix2PixError
-from pix2pix.paths import safe_join
-
-MANIFEST = "manifest.jsonl"
-_REQUIRED_KEYS = ("id", "split", "path")
-
-
-class DatasetError(Pix2PixError):
-    """The dataset on disk does not follow the contract; the message names file and field."""
-
+from pix2pix.dataset import (  # noqa: F401 - re-exported: the training API names them
+    MANIFEST,
+    DatasetError,
+    dataset_fingerprint,
+    read_ab,
+    read_manifest,
+    split_ab,
+)
 
 # --------------------------------------------------------------------------- value range
 
@@ -55,58 +52,12 @@ def from_model_range(x: torch.Tensor) -> torch.Tensor:
     return x.detach().float().add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
-# --------------------------------------------------------------------------- manifest
-
-
-def dataset_fingerprint(dataset_dir: str | Path) -> str:
-    """sha256 of ``manifest.jsonl``'s bytes: what a checkpoint records about its data."""
-    path = Path(dataset_dir) / MANIFEST
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except FileNotFoundError as e:
-        raise DatasetError(f"{path}: no manifest; is {dataset_dir} a `pix2pix build` output?") from e
-
-
-def read_manifest(dataset_dir: str | Path, split: str | None = None) -> list[dict]:
-    """The manifest's records (all, or one split's), in file order, with keys checked."""
-    path = Path(dataset_dir) / MANIFEST
-    if not path.is_file():
-        raise DatasetError(f"{path}: no manifest; is {dataset_dir} a `pix2pix build` output?")
-    records = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DatasetError(f"{path}:{n}: not valid JSON ({e.msg})") from e
-            missing = [k for k in _REQUIRED_KEYS if k not in rec]
-            if missing:
-                raise DatasetError(f"{path}:{n}: record lacks key(s) {missing}")
-            # A hostile manifest must not make a reader (or evaluate, which names files by id)
-            # leave the dataset folder.
-            safe_join(dataset_dir, str(rec["path"]), what=f"{path}:{n}: path")
-            safe_join(dataset_dir, f"{rec['id']}.png", what=f"{path}:{n}: id")
-            if split is None or rec["split"] == split:
-                records.append(rec)
-    return records
-
-
 # --------------------------------------------------------------------------- pure image ops
 
 
 def split_pair(ab: np.ndarray, direction: str) -> tuple[np.ndarray, np.ndarray]:
-    """A|B image (H, 2W, 3) → (input, target) views. AtoB: input = left half (A)."""
-    if ab.ndim != 3 or ab.shape[1] % 2:
-        raise ValueError(f"expected an A|B image of even width, got shape {ab.shape}")
-    w = ab.shape[1] // 2
-    a, b = ab[:, :w], ab[:, w:]
-    if direction == "AtoB":
-        return a, b
-    if direction == "BtoA":
-        return b, a
-    raise ValueError(f"direction: expected 'AtoB' or 'BtoA', got {direction!r}")
+    """A|B image (H, 2W, 3) → (input, target) views (``pix2pix.dataset.split_ab``)."""
+    return split_ab(ab, direction)
 
 
 @dataclass(frozen=True)
@@ -139,17 +90,6 @@ def apply_jitter(img: np.ndarray, load_size: int, crop_size: int, j: Jitter) -> 
     """Resize to ``load_size``, crop ``crop_size`` at (j.x, j.y), mirror if ``j.flip``."""
     out = resize(img, load_size)[j.y : j.y + crop_size, j.x : j.x + crop_size]
     return out[:, ::-1] if j.flip else out
-
-
-def decode_image(data: bytes, *, name: str) -> np.ndarray:
-    """JPEG/PNG bytes → (H, W, 3) uint8 RGB. Raises ``DatasetError`` naming the file."""
-    if data[:3] == b"\xff\xd8\xff" and not data.rstrip(b"\0").endswith(b"\xff\xd9"):
-        # OpenCV decodes a truncated JPEG to a half-grey image with only a stderr warning.
-        raise DatasetError(f"{name}: truncated JPEG (no end-of-image marker)")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if img is None:
-        raise DatasetError(f"{name}: cannot decode image")
-    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 # --------------------------------------------------------------------------- dataset
@@ -203,8 +143,7 @@ class PairDataset(Dataset):
         return [r["id"] for r in self.records]
 
     def _read(self, i: int) -> np.ndarray:
-        path = self.root / self.records[i]["path"]
-        return decode_image(path.read_bytes(), name=str(path))
+        return read_ab(self.root / self.records[i]["path"])
 
     def __getitem__(self, key: tuple[int, int] | int) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, i = key if isinstance(key, tuple) else (0, key)

@@ -27,13 +27,14 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from pix2pix.dataset import image_size
 from pix2pix.errors import EXIT_DIVERGED, ConfigError, Pix2PixError
 from pix2pix.paths import check_disjoint
 from pix2pix.training import checkpoint as ckpt_io
 from pix2pix.training import distributed
 from pix2pix.training.callbacks import CallbackList, EpochHistory, EpochProgress, ProgressBar
 from pix2pix.training.compute import Runtime, setup_runtime
-from pix2pix.training.config import TrainConfig
+from pix2pix.training.config import TrainConfig, check_dataset_size
 from pix2pix.training.data import (
     DatasetError,
     EpochSampler,
@@ -121,16 +122,17 @@ class _Data:
 def _make_data(cfg: TrainConfig, dataset_dir: Path, ctx: distributed.DistContext,
                device: torch.device) -> _Data:
     """The splits, the preview pairs and this rank's loader; the fingerprint for checkpoints."""
+    check_dataset_size(cfg, image_size(dataset_dir), str(dataset_dir))
     fingerprint = dataset_fingerprint(dataset_dir)
     train_ds = PairDataset(dataset_dir, "train", direction=cfg.direction, load_size=cfg.load_size,
-                           crop_size=cfg.size, flip=cfg.flip, train=True, seed=cfg.seed,
+                           crop_size=cfg.crop_size, flip=cfg.flip, train=True, seed=cfg.seed,
                            in_memory_mb=cfg.in_memory_mb)
     if len(train_ds) == 0:
         raise DatasetError(f"{dataset_dir / 'manifest.jsonl'}: no pairs in the 'train' split")
-    val_ds = PairDataset(dataset_dir, "val", direction=cfg.direction, crop_size=cfg.size,
-                         load_size=cfg.size, train=False)
+    val_ds = PairDataset(dataset_dir, "val", direction=cfg.direction, crop_size=cfg.crop_size,
+                         load_size=cfg.crop_size, train=False)
     preview_ds = val_ds if len(val_ds) else PairDataset(
-        dataset_dir, "train", direction=cfg.direction, crop_size=cfg.size, load_size=cfg.size,
+        dataset_dir, "train", direction=cfg.direction, crop_size=cfg.crop_size, load_size=cfg.crop_size,
         train=False)
     preview = [preview_ds[i] for i in range(min(cfg.num_samples, len(preview_ds)))]
     sampler = EpochSampler(len(train_ds), seed=cfg.seed, rank=ctx.rank, world_size=ctx.world_size)

@@ -145,6 +145,7 @@ class TrainConfig:
         """
         if preset not in PRESETS:
             raise ConfigError(f"preset: unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+        old_names = [k for k in RENAMED_KEYS if k in (values or {})]
         values = upgrade_keys(dict(values or {}), warn=True)
         if dataset_size is not None:
             given = {**PRESETS[preset], **values}
@@ -160,7 +161,15 @@ class TrainConfig:
                 + (f"s {unknown}" if len(unknown) > 1 else "")
                 + f"; valid keys: {', '.join(sorted(known))}"
             )
-        return cls(**{**PRESETS[preset], **values})
+        try:
+            return cls(**{**PRESETS[preset], **values})
+        except ConfigError as e:
+            # Name the key as the user spelled it (an old params file says `size`).
+            for old in old_names:
+                new = RENAMED_KEYS[old]
+                if str(e).startswith(f"{new}:"):
+                    raise ConfigError(f"{old}:{str(e)[len(new) + 1:]} (`{old}` is now `{new}`)") from e
+            raise
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (loadable with ``torch.load(weights_only=True)`` and JSON)."""

@@ -24,7 +24,7 @@ demo: $(STAMP)
 	@echo "dataset:       data/dataset/  (look at data/dataset/preview.jpg)"
 	@echo "trained model: runs/demo/generator.pt, sample grids in runs/demo/samples/"
 	@echo "metrics:       runs/demo/metrics.json, runs/demo/dvclive/"
-	@echo "report:        reports/demo/report.html (test split: metrics, plots, input|output|target)"
+	@echo "report:        reports/demo/report.html (8 test images: the model vs doing nothing and Telea, inside the box too)"
 
 # Everything, including the slow tier (real servers, real training); CI runs this.
 test: $(STAMP)

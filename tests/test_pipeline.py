@@ -50,7 +50,9 @@ def test_dvc_repro_runs_the_pipeline_and_reruns_only_what_changed(tmp_path: Path
     for stage in ("samples", "build", "train", "evaluate"):
         assert f"Running stage '{stage}'" in first
     meta = json.loads((repo / "data/dataset/dataset.json").read_text())
-    assert meta["total"] == 12 and meta["size"] == 128 and meta["rejected"]["total"] == 0
+    crops = params["build"]["crops_per_image"]
+    assert meta["total"] == 12 * crops and meta["size"] == 128 and meta["rejected"]["total"] == 0
+    assert meta["counts"]["test"] >= 8  # the demo's report rests on more than one image
     assert (repo / "runs/demo/generator.pt").stat().st_size > 1000
     metrics = json.loads((repo / "runs/demo/metrics.json").read_text())
     assert metrics  # the stage's declared metrics file exists and holds numbers
@@ -59,6 +61,9 @@ def test_dvc_repro_runs_the_pipeline_and_reruns_only_what_changed(tmp_path: Path
     assert "build" not in lock["stages"]["train"]["params"]["params.yaml"]  # a stage reads only its section
     report = json.loads((repo / "reports/demo/metrics.json").read_text())
     assert report["count"] == meta["counts"]["test"] and 0 <= report["SSIM"] <= 1
+    # Inside the masked box the model must beat doing nothing (the white fill left as is).
+    assert report["task"] == "inpaint" and set(report["baselines"]) == {"identity", "telea"}
+    assert report["hole"]["L1"] < report["baselines"]["identity"]["hole"]["L1"]
     assert (repo / "reports/demo/report.html").stat().st_size > 1000
 
     assert "Data and pipelines are up to date" in _run([sys.executable, "-m", "dvc", "status"], repo, env).stdout

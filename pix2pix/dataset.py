@@ -90,6 +90,7 @@ def read_manifest(dataset_dir: str | Path, split: str | None = None) -> list[Man
     if not path.is_file():
         raise DatasetError(f"{path}: no manifest; is {dataset_dir} a `pix2pix build` output?")
     records: list[ManifestRecord] = []
+    seen: dict[tuple[str, str], str] = {}
     with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -103,6 +104,7 @@ def read_manifest(dataset_dir: str | Path, split: str | None = None) -> list[Man
             missing = [k for k in _REQUIRED_KEYS if k not in rec]
             if missing:
                 raise DatasetError(f"{path}:{n}: record lacks key(s) {missing}")
+            _check_record(rec, f"{path}:{n}", seen)
             # A hostile manifest must not make a reader (or evaluate, which names files by id)
             # leave the dataset folder.
             safe_join(dataset_dir, str(rec["path"]), what=f"{path}:{n}: path")
@@ -110,6 +112,22 @@ def read_manifest(dataset_dir: str | Path, split: str | None = None) -> list[Man
             if split is None or rec["split"] == split:
                 records.append(rec)  # type: ignore[arg-type]
     return records
+
+
+def _check_record(rec: dict, where: str, seen: dict[tuple[str, str], str]) -> None:
+    """Ids name output files (evaluate's images, reports): one plain, unique name per split."""
+    for key in ("id", "split", "path"):
+        if not isinstance(rec[key], str) or not rec[key]:
+            raise DatasetError(f"{where}: {key} must be a non-empty string, got {rec[key]!r}; fix or remove that line")
+    if rec["split"] not in SPLITS:
+        raise DatasetError(f"{where}: split {rec['split']!r} is not one of {', '.join(SPLITS)}")
+    if "/" in rec["id"] or "\\" in rec["id"] or rec["id"] in (".", ".."):
+        raise DatasetError(f"{where}: id {rec['id']!r} must be a plain name (no folders); fix or remove that line")
+    key = (rec["split"], rec["id"].casefold())  # casefolded: no two files on a case-insensitive disk
+    if key in seen:
+        raise DatasetError(f"{where}: id {rec['id']!r} is already used in split {rec['split']!r} "
+                           f"(line {seen[key]}); each pair needs its own id")
+    seen[key] = where.rsplit(":", 1)[-1]
 
 
 def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:

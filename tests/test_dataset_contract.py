@@ -81,3 +81,32 @@ def test_manifest_round_trip_and_fingerprint(tmp_path: Path) -> None:
     (tmp_path / dataset.MANIFEST).write_text('{"id": "x", "split": "train"}\n')
     with pytest.raises(dataset.DatasetError, match=r"manifest.jsonl:1: record lacks key\(s\) \['path'\]"):
         dataset.read_manifest(tmp_path)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ('"id split path"', "expected a JSON object"),
+    ('["id", "split", "path"]', "expected a JSON object"),
+    ('{"id": "", "split": "test", "path": "test/x.jpg"}', "id must be a non-empty string"),
+    ('{"id": 5, "split": "test", "path": "test/x.jpg"}', "id must be a non-empty string"),
+    ('{"id": null, "split": "test", "path": "test/x.jpg"}', "id must be a non-empty string"),
+    ('{"id": "sub/deep/x", "split": "test", "path": "test/x.jpg"}', "must be a plain name"),
+    ('{"id": "x", "split": "holdout", "path": "test/x.jpg"}', "is not one of train, val, test"),
+])
+def test_a_malformed_manifest_line_is_named_never_a_traceback(tmp_path, bad, message) -> None:
+    """Lines the breaker wrote by hand: tracebacks in inspect/train/evaluate, or silent overwrites."""
+    from pix2pix.dataset import DatasetError, read_manifest
+
+    (tmp_path / "manifest.jsonl").write_text('{"id": "x", "split": "test", "path": "test/x.jpg"}\n' + bad + "\n")
+    with pytest.raises(DatasetError, match=rf"manifest.jsonl:2: .*{message}"):
+        read_manifest(tmp_path)
+
+
+def test_ids_are_unique_per_split_ignoring_case(tmp_path) -> None:
+    from pix2pix.dataset import DatasetError, read_manifest
+
+    lines = ['{"id": "camera", "split": "test", "path": "test/camera.jpg"}',
+             '{"id": "camera", "split": "train", "path": "train/camera.jpg"}',
+             '{"id": "CAMERA", "split": "test", "path": "test/CAMERA.jpg"}']
+    (tmp_path / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetError, match=r"manifest.jsonl:3: id 'CAMERA' is already used in split 'test' \(line 1\)"):
+        read_manifest(tmp_path)

@@ -23,6 +23,7 @@ from pix2pix.training import (
     ResumeMismatchError,
     TrainConfig,
     TrainingDivergedError,
+    dataset_fingerprint,
     from_model_range,
     load_checkpoint,
     load_generator,
@@ -310,6 +311,14 @@ def test_train_writes_the_run_folder(ds, tmp_path):
     assert json.loads((run / "config.json").read_text()) == cfg.to_dict()
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["step"] == 6 and "val_L1" in metrics and "G_L1" in metrics
+    # metrics.json: numbers to compare experiments by (`dvc metrics show`); the rest elsewhere.
+    assert set(metrics) == {"step", "epoch", "G_GAN", "G_L1", "D_real", "D_fake", "val_L1",
+                            "best_val_L1", "best_val_epoch"}
+    assert all(isinstance(v, (int, float)) for v in metrics.values())
+    info = json.loads((run / "run_info.json").read_text())
+    assert info["device"] == "cpu" and info["dataset_fingerprint"] == dataset_fingerprint(ds)
+    assert info["lr_last"] == pytest.approx(2e-4 * 0.5) and info["resumed_from"] is None
+    assert result.metrics == metrics and result.info == info
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000004.png",
                                                                   "step-0000006.png"]
     # callbacks: every step (log_every 1), both epochs, images as (H, W, 3) uint8
@@ -485,7 +494,7 @@ def test_flow_task_runs_the_library(ds, tmp_path):
 
 def test_a_shorter_schedule_starts_fresh_and_a_longer_one_resumes(ds, tmp_path, capsys):
     run = tmp_path / "run"
-    train(tiny(n_epochs=2, n_epochs_decay=1), ds, run, progress=False)  # 3 epochs, 9 steps
+    train(tiny(n_epochs=2, n_epochs_decay=1, sample_every=4), ds, run, progress=False)  # 9 steps
     # `dvc exp run -S train.n_epochs=1 -S train.n_epochs_decay=0` after it: not a resume
     # (that would train nothing and report the 3-epoch model as the 1-epoch experiment).
     with pytest.raises(ResumeMismatchError,
@@ -494,9 +503,11 @@ def test_a_shorter_schedule_starts_fresh_and_a_longer_one_resumes(ds, tmp_path, 
     assert set(e.value.differences) == {"schedule"}
     capsys.readouterr()
     # on_mismatch="fresh" (what dvc.yaml runs): says why, trains the 1 epoch from scratch.
-    r = train(tiny(n_epochs=1, n_epochs_decay=0), ds, run, resume=True, on_mismatch="fresh",
-              progress=False)
+    r = train(tiny(n_epochs=1, n_epochs_decay=0, sample_every=4), ds, run, resume=True,
+              on_mismatch="fresh", progress=False)
     assert "starting fresh" in capsys.readouterr().out
+    # samples/ persists across DVC runs: the discarded run's grids (steps 4, 8, 9) are gone.
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-0000003.png"]
     assert r.resumed_from is None and (r.step, r.epoch) == (3, 1)
     assert json.loads((run / "metrics.json").read_text())["step"] == 3
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["ckpt-3.pt", "latest.pt"]

@@ -49,6 +49,8 @@ from pix2pix.training.step import make_adam, pix2pix_step
 from pix2pix.training.validation import sample_grid, validate
 
 ON_MISMATCH = ("stop", "fresh")
+# The losses metrics.json reports (with step, epoch and the validation history).
+METRIC_KEYS = ("G_GAN", "G_L1", "D_real", "D_fake")
 
 
 class TrainingDivergedError(Pix2PixError):
@@ -70,6 +72,8 @@ class TrainResult:
     checkpoint: Path | None
     generator: Path
     resumed_from: Path | None = None
+    # run_info.json: last lr, seconds, device, world size, dataset fingerprint, resumed_from.
+    info: dict[str, Any] = field(default_factory=dict)
     # The trained networks (bare modules, on the training device) for callers that go on
     # using them in-process; everything durable is in run_dir.
     G: nn.Module | None = field(default=None, repr=False)
@@ -285,13 +289,13 @@ def train(
         started = time.perf_counter()
         while run.pos.epoch < cfg.total_epochs:
             _train_epoch(run)
-        summary = _finish(run, time.perf_counter() - started)
+        metrics, info = _finish(run, time.perf_counter() - started)
     finally:
         cbs.on_end()
         distributed.shutdown(rt.dist)
         torch.set_num_threads(threads_before)
-    return TrainResult(run_dir=run_dir, step=run.pos.step, epoch=run.pos.epoch, metrics=summary,
-                       checkpoint=run.last_ckpt, generator=run_dir / ckpt_io.GENERATOR_FILE,
+    return TrainResult(run_dir=run_dir, step=run.pos.step, epoch=run.pos.epoch, metrics=metrics,
+                       info=info, checkpoint=run.last_ckpt, generator=run_dir / ckpt_io.GENERATOR_FILE,
                        resumed_from=run.resumed_from, G=nets.G, D=nets.D)
 
 
@@ -308,7 +312,12 @@ def _open_outputs(run: _Run, callbacks: Iterable[Any], progress: bool) -> Callba
     cfg, pos, data, rt = run.cfg, run.pos, run.data, run.rt
     if not run.main:
         return CallbackList([])
-    (run.run_dir / "samples").mkdir(parents=True, exist_ok=True)
+    samples = run.run_dir / "samples"
+    samples.mkdir(parents=True, exist_ok=True)
+    if run.resumed_from is None:
+        # samples/ persists across DVC re-runs: grids of a discarded run must not mix in.
+        for old in samples.glob("step-*.png"):
+            old.unlink()
     total_steps = cfg.total_epochs * data.steps_per_epoch
     # A bar where someone watches a terminal; elsewhere (dvc repro, CI, a log file) a plain
     # line per epoch with the rate and the ETA.
@@ -389,8 +398,8 @@ def _end_epoch(run: _Run, seconds: float, images: int) -> None:
     _save_checkpoint(run)
 
 
-def _finish(run: _Run, seconds: float) -> dict[str, Any]:
-    """Final sample grid and generator file; metrics.json (rank 0). Returns the summary."""
+def _finish(run: _Run, seconds: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Final sample grid, generator file, metrics.json and run_info.json (rank 0)."""
     pos, nets, rt = run.pos, run.nets, run.rt
     distributed.sync_buffers(nets.G, rt.dist)
     distributed.sync_buffers(nets.D, rt.dist)
@@ -400,19 +409,22 @@ def _finish(run: _Run, seconds: float) -> dict[str, Any]:
         if run.cfg.sample_every and not _sample_path(run).exists():
             _snapshot(run)
         _save_generator(run)
-    summary = {
-        "step": pos.step, "epoch": pos.epoch,
-        **{k: v for k, v in run.step_metrics.items() if k != "images_per_s"},
-        **pos.history,
+    # metrics.json holds what an experiment is compared by (what `dvc metrics show` lists);
+    # where and how it ran goes to run_info.json.
+    metrics = {"step": pos.step, "epoch": pos.epoch,
+               **{k: v for k, v in run.step_metrics.items() if k in METRIC_KEYS}, **pos.history}
+    info = {
+        "lr_last": run.step_metrics.get("lr"),
         "train_seconds_this_session": seconds,
         "device": str(rt.device), "world_size": rt.dist.world_size,
         "dataset_fingerprint": run.data.fingerprint,
         "resumed_from": str(run.resumed_from) if run.resumed_from else None,
     }
     if run.main:
-        (run.run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
+        for name, content in (("run_info.json", info), ("metrics.json", metrics)):
+            (run.run_dir / name).write_text(json.dumps(content, indent=2) + "\n")
         run.log(f"done: {pos.step} steps, {pos.epoch} epochs -> {run.run_dir}")
-    return summary
+    return metrics, info
 
 
 def _sample_path(run: _Run) -> Path:

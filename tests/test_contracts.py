@@ -6,6 +6,7 @@ import ast
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
@@ -76,12 +77,15 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path) -> set[str]:
-    """Every module `path` imports, at any depth of the file (function-level imports too)."""
+def _imports(path: Path, tree: ast.AST | None = None) -> set[str]:
+    """Every module `path` imports, at any depth of the file (function-level imports too);
+    `tree`: only those in this part of the file."""
     me = _module_name(path)
     package = me if path.name == "__init__.py" else me.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    if tree is None:
+        tree = ast.parse(path.read_text(), filename=str(path))
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -198,3 +202,74 @@ def test_the_size_check_sees_functions_and_modules_and_honours_a_reason(tmp_path
     assert _size_offenders(long_module) == [f"{MAX_MODULE_LINES + 1} lines (module)"]
     long_module.write_text("# size: one table, read as a whole\n" + long_module.read_text())
     assert _size_offenders(long_module) == []
+
+
+def _imports_in(path: Path, keep: Callable[[str], bool]) -> set[str]:
+    """Module-level imports of `path` plus those inside the top-level functions `keep` accepts."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    body = [n for n in tree.body
+            if not isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) or keep(n.name)]
+    return _imports(path, ast.Module(body=body, type_ignores=[]))
+
+
+def _is_command_module(path: Path) -> bool:
+    """A CLI module of a command (it adds that command's parser), as opposed to shared code."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return any(isinstance(n, ast.FunctionDef) and re.fullmatch(r"add_\w*parsers?", n.name)
+               for n in tree.body)
+
+
+def _stage_code(command: str) -> set[str]:
+    """Project files `python -m pix2pix.cli COMMAND` runs: every import reachable from the
+    command (function-level ones too), the CLI's shared code, and each module's packages.
+
+    In the CLI only what the command runs counts: the other commands' modules are loaded for
+    their parsers (module level and `add_*` functions), not for their run functions.
+    """
+    files = {_module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
+    own = f"pix2pix.cli.{command}"
+    todo, seen = ["pix2pix.cli.__main__", "pix2pix.cli", own], set()
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in files:
+            continue
+        seen.add(name)
+        parts = name.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # packages run their __init__
+        path = files[name]
+        if name == "pix2pix.cli":  # the in-package commands are `_run_<command>` functions
+            imports = _imports_in(path, lambda f: not f.startswith("_run_") or f == f"_run_{command}")
+        elif _is_under(name, ("pix2pix.cli",)) and name != own and _is_command_module(path):
+            imports = _imports_in(path, lambda f: f.startswith("add_"))
+        else:
+            imports = _imports(path)
+        for imp in imports:
+            while imp and imp not in files:
+                imp = imp.rpartition(".")[0]
+            if imp:
+                todo.append(imp)
+    return {str(files[n].relative_to(ROOT)) for n in seen}
+
+
+def test_every_dvc_stage_depends_on_the_code_it_runs() -> None:
+    """A change to any file a stage imports re-runs the stage (dvc.yaml `deps`)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    missing = {}
+    for name, stage in stages.items():
+        m = re.match(r"python -m pix2pix\.cli (\w+)", " ".join(stage["cmd"].split()))
+        assert m, f"stage {name}: expected a `python -m pix2pix.cli COMMAND` command"
+        deps = [d.rstrip("/") for d in stage.get("deps", []) if not d.startswith("${")]
+        uncovered = sorted(f for f in _stage_code(m.group(1))
+                           if not any(f == d or f.startswith(d + "/") for d in deps))
+        if uncovered:
+            missing[name] = uncovered
+    assert missing == {}, f"dvc.yaml stages miss deps on code they run: {missing}"
+
+
+def test_stage_code_follows_function_level_imports() -> None:
+    train = _stage_code("train")
+    # cli/train.py imports the DVCLive adapter and the library inside functions
+    assert {"flows/dvclive_logger.py", "pix2pix/training/loop.py", "pix2pix/training/__init__.py",
+            "pix2pix/cli/__init__.py", "pix2pix/models/unet.py"} <= train
+    assert "pix2pix/prepare/build.py" not in train  # another command's run function
+    assert "pix2pix/prepare/samples.py" in _stage_code("samples")

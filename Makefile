@@ -23,8 +23,9 @@ demo: $(STAMP)
 	@echo "demo photos:   data/samples/"
 	@echo "dataset:       data/dataset/  (look at data/dataset/preview.jpg)"
 	@echo "trained model: runs/demo/generator.pt, sample grids in runs/demo/samples/"
-	@echo "metrics:       runs/demo/metrics.json, runs/demo/dvclive/"
+	@echo "metrics:       runs/demo/metrics.json (dvc metrics show; curves: dvc plots show)"
 	@echo "report:        reports/demo/report.html (8 test images: the model vs doing nothing and Telea, inside the box too)"
+	@echo "to keep/share: git add dvc.lock .dvc/config runs/demo reports/demo; dvc push (README, DVC)"
 
 # Everything, including the slow tier (real servers, real training); CI runs this.
 test: $(STAMP)

@@ -113,7 +113,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="when the checkpoint's config/dataset differs: stop (default) or "
                    "start fresh (discards RUN_DIR/checkpoints)")
     p.add_argument("--no-dvclive", action="store_true", help="do not log with DVCLive")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no bar: one line per epoch with rate and ETA (as without a terminal)")
     g = p.add_argument_group("training config (override preset / params)")
     for flag, key, typ, text in _FLAGS:
         add_config_flag(g, flag, key, *_ALIASES.get(flag, ()), type=typ, help=text)

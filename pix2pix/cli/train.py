@@ -34,7 +34,8 @@ examples:
   torchrun --nproc_per_node=2 -m pix2pix.cli.train data/facades runs/ddp
 
 Run folder: checkpoints/ckpt-<step>.pt (last K) + latest.pt, generator.pt (for inference),
-config.json, samples/*.png, history.jsonl, metrics.json, dvclive/ (if dvclive is installed).
+config.json, samples/*.png, history.jsonl, metrics.json (numbers), run_info.json (device, dataset,
+seconds), dvclive/ (if dvclive is installed).
 """ + exit_codes_epilog("train: 3 a loss became NaN/Inf (last good checkpoint kept); 4 the checkpoint "
                         "does not match this run (see --on-mismatch).")
 

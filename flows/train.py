@@ -37,7 +37,7 @@ def run_key(run_dir: str) -> str:
 @task(name="train-pix2pix", cache_policy=NO_CACHE)
 def train_task(config: dict[str, Any], dataset: str, run_dir: str, resume: bool,
                on_mismatch: str, dvclive: bool) -> dict[str, Any]:
-    """Train and return the run summary (metrics.json's content) plus `samples`, the newest grid."""
+    """Train and return the run summary (metrics.json and run_info.json) plus `samples`, the newest grid."""
     from pix2pix.training import TrainConfig, train
 
     cfg = TrainConfig.from_dict(config)
@@ -50,7 +50,7 @@ def train_task(config: dict[str, Any], dataset: str, run_dir: str, resume: bool,
     result = train(cfg, dataset, run_dir, callbacks=callbacks, resume=resume, on_mismatch=on_mismatch,
                    progress=False)
     samples = sorted((Path(run_dir) / "samples").glob("step-*.png"))
-    return {**result.metrics, "samples": str(samples[-1]) if samples else None}
+    return {**result.metrics, **result.info, "samples": str(samples[-1]) if samples else None}
 
 
 def resolve_config(params: str | None, preset: str | None, overrides: dict[str, Any] | None,

@@ -20,8 +20,8 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import FlowRunContext, TaskRunContext
 
 LOSSES = ("G_GAN", "G_L1", "D_real", "D_fake")
-# Rows of the final table: the keys of metrics.json worth a glance, in this order.
-TABLE_KEYS = ("epoch", "step", *LOSSES, "val_L1", "best_val_L1", "best_val_epoch", "lr",
+# Rows of the final table: the keys of metrics.json and run_info.json worth a glance, in order.
+TABLE_KEYS = ("epoch", "step", *LOSSES, "val_L1", "best_val_L1", "best_val_epoch", "lr_last",
               "train_seconds_this_session", "device")
 
 

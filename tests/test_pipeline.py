@@ -110,7 +110,7 @@ def test_a_fresh_clone_pulls_a_clean_pipeline_from_the_remote(tmp_path: Path) ->
     _run([*GIT, "commit", "-qm", "demo run"], repo, env)
     assert _run(["git", "status", "--porcelain"], repo, env).stdout == ""
     committed = _run(["git", "ls-files", "runs", "reports"], repo, env).stdout.split()
-    assert sorted(committed) == ["reports/demo/.gitignore", "reports/demo/metrics.json",
+    assert sorted(committed) == ["reports/demo/.gitignore", "reports/demo/scores.json",
                                  "runs/demo/.gitignore", "runs/demo/config.json",
                                  "runs/demo/metrics.json", "runs/demo/run_info.json"]
     _run([*DVC, "push"], repo, env)
@@ -136,8 +136,12 @@ def test_a_fresh_clone_pulls_a_clean_pipeline_from_the_remote(tmp_path: Path) ->
     files = {k: v["data"] for rev in shown.values() for k, v in rev["data"].items()}
     train_metrics = files["runs/demo/metrics.json"]
     assert train_metrics["epoch"] == 1 and train_metrics["step"] == steps
-    assert all(isinstance(v, (int, float)) for v in train_metrics.values()), train_metrics
-    assert 0 <= files["reports/demo/metrics.json"]["SSIM"] <= 1
+    scores = files["reports/demo/scores.json"]
+    assert 0 <= scores["SSIM"] <= 1 and scores["baselines"]["identity"]["PSNR"] > 0
+    for values in (train_metrics, scores, *scores["baselines"].values()):
+        assert all(isinstance(v, (int, float, dict)) and not isinstance(v, bool)
+                   for v in values.values()), values
+    assert not {"config", "device", "dataset", "generator", "split"} & set(scores)
     # The declared plots render from the pulled files.
     plots = json.loads(_run([*DVC, "plots", "show", "--json"], clone, cenv).stdout)["data"]
     assert any("dvclive/plots/metrics/epoch" in k for k in plots)

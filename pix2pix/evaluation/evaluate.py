@@ -14,6 +14,9 @@ report (``report.py``). Output folder (written to a hidden sibling, renamed into
                           dataset, model, test-time mode, build warnings; ``hole`` (inpainting:
                           the same inside the masked box) and ``baselines.identity`` /
                           ``baselines.telea`` (inpainting only), each with its own ``hole``
+    OUT/scores.json       the scores of metrics.json alone (numbers: the model's, the hole's and
+                          the baselines'), what ``dvc metrics show`` compares; no paths, names
+                          or settings
     OUT/per_image.csv     id, L1, PSNR, SSIM (manifest order)
     OUT/per_image.jsonl   per image: the model's metrics, hole metrics and the baselines'
     OUT/plots/*.png       training curves (if RUN_DIR/history.jsonl exists), PSNR histogram
@@ -397,9 +400,29 @@ def _box_at(record: dict, size: int) -> list[int] | None:
     return scale_box(box, (w, h), (size, size))
 
 
+# Numbers in metrics.json that are settings or constants, not scores of this model.
+_NOT_SCORES = frozenset({"config", "PSNR_cap", "hist_bins", "size", "step", "epoch", "dataset_info",
+                         "model"})
+
+
+def scores_of(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The numeric leaves of ``metrics`` (nested dicts kept), minus settings and constants."""
+    out: dict[str, Any] = {}
+    for k, v in metrics.items():
+        if k in _NOT_SCORES:
+            continue
+        if isinstance(v, dict):
+            if inner := scores_of(v):
+                out[k] = inner
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out[k] = v
+    return out
+
+
 def _write_report(staging: Path, metrics: dict[str, Any], rows: list[dict[str, Any]], gen_path: Path,
                   report_rows: int) -> None:
     (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (staging / "scores.json").write_text(json.dumps(scores_of(metrics), indent=2) + "\n")
     with (staging / "per_image.csv").open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["id", "L1", "PSNR", "SSIM"])

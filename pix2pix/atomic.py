@@ -107,7 +107,9 @@ def claim(out: str | Path, *, inputs: Mapping[str, str | Path | None], overwrite
     if out.is_symlink():  # publishing renames: it would replace the link, not write where it points
         raise OutputExistsError(f"{out} is a symbolic link (to {os.readlink(out)}); give the folder itself "
                                 f"({out.resolve()}) as the output")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    # A folder holding nothing but a .gitignore (what `dvc repro` leaves of a stage's folder
+    # after removing its outputs) holds no data: it counts as empty.
+    if out.exists() and (not out.is_dir() or any(p.name != ".gitignore" for p in out.iterdir())):
         if not overwrite:
             raise OutputExistsError(f"{out} already exists and is not empty; pass --overwrite to replace it")
         if not (out / marker).is_file():

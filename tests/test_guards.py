@@ -324,6 +324,12 @@ def test_overwrite_replaces_only_an_earlier_output_of_the_same_command(tmp_path:
     empty.mkdir()
     claim(empty, inputs={"SOURCE": tmp_path / "src"}, overwrite=False, marker="dataset.json")
     release(empty)
+    # What `dvc repro` leaves of a stage's folder before re-running it: DVC's .gitignore only.
+    dvc_left = tmp_path / "report"
+    dvc_left.mkdir()
+    (dvc_left / ".gitignore").write_text("/images\n/report.html\n")
+    claim(dvc_left, inputs={"SOURCE": tmp_path / "src"}, overwrite=False, marker="metrics.json")
+    release(dvc_left)
 
 
 def test_a_symlinked_out_is_refused_and_a_leftover_old_link_does_not_break_publishing(tmp_path: Path) -> None:

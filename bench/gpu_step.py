@@ -79,7 +79,7 @@ def main() -> None:
     cfg = TrainConfig()
     size, gflop = 256, GFLOP_PER_ITER
     if a.smoke:
-        cfg = TrainConfig.from_dict({"generator": "unet_128", "size": 128, "ngf": 8, "ndf": 8})
+        cfg = TrainConfig.from_dict({"generator": "unet_128", "crop_size": 128, "ngf": 8, "ndf": 8})
         size, gflop, a.iters, a.batch = 128, None, 1, [1, 2]
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True

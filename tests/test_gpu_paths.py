@@ -131,7 +131,7 @@ def test_gpu_check_script_without_cuda_says_so_and_runs_the_cpu_smoke(tmp_path):
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     out = proc.stdout
     assert "no CUDA device here" in out and "gpu_check: done" in out
-    rows = [line for line in out.splitlines() if line.startswith("|") and "fp32" in line]
+    rows = [line for line in out.splitlines() if line.startswith("|") and "| fp32 " in line]
     assert len(rows) == 2 and all("1.00x" in r for r in rows)  # fp32 is the baseline per batch
     assert "| bf16 + channels_last " in out and "compile variant is skipped" in out
     assert "metrics: device cpu," in out

@@ -107,7 +107,8 @@ def ours(pairs: Path, out: Path, workers: int, n: int) -> float:
 def cpu_per_pair(pairs: Path, work: Path, n: int = 200) -> dict[str, float]:
     """CPU milliseconds per pair in this one process (no pool): the per-pair cost of each method,
     less sensitive than wall time to other load on a shared machine."""
-    from pix2pix.prepare.build import _cleanup, plan_build, process_item
+    from pix2pix.prepare.build import _cleanup, plan_build
+    from pix2pix.prepare.pairs import process_item
 
     cv2.setNumThreads(1)
     names = sorted(os.listdir(pairs / "A"))[:n]

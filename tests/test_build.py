@@ -17,8 +17,9 @@ import pytest
 from imgutil import manifest, noise, read, rejected, save, tree_hashes
 
 from pix2pix.errors import ConfigError, NothingUsableError, OutputExistsError, SourceError
-from pix2pix.prepare.build import build_dataset, split_for
+from pix2pix.prepare.build import build_dataset
 from pix2pix.prepare.config import BuildConfig
+from pix2pix.prepare.splits import split_for
 from pix2pix.prepare.verify import inspect_dataset
 
 

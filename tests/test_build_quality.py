@@ -13,8 +13,9 @@ from imgutil import manifest, noise, rejected, save, tree_hashes
 from PIL import Image
 
 from pix2pix.cli import main
-from pix2pix.prepare.build import build_dataset, split_for
+from pix2pix.prepare.build import build_dataset
 from pix2pix.prepare.config import BuildConfig
+from pix2pix.prepare.splits import split_for
 
 
 def cfg(src: Path, out: Path, **kw) -> BuildConfig:
@@ -168,14 +169,14 @@ def test_near_duplicate_report_is_bounded_on_look_alike_crowds(tmp_path: Path) -
 def test_near_duplicate_candidates_are_linear_in_the_crowd() -> None:
     """4,000 identical-hash records: the candidate count is bounded per image (here by counting the
     comparisons the grouping makes through its thumbnails)."""
-    from pix2pix.prepare import build
+    from pix2pix.prepare import splits
 
     n = 4000
     thumb = np.full(192, 128, np.uint8)
     records = [{"_dhash": 0, "_thumb": thumb.tobytes().hex()} for _ in range(n)]
-    groups = build._near_duplicate_groups(records, 4)
+    groups = splits.near_duplicate_groups(records, 4)
     assert [len(g) for g in groups] == [n]
-    bound = n * (4 + 1) * build.NEAR_DUPLICATE_NEIGHBOURS  # per image, per band, per neighbour
+    bound = n * (4 + 1) * splits.NEAR_DUPLICATE_NEIGHBOURS  # per image, per band, per neighbour
     assert bound < n * (n - 1) // 2 / 10
 
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from pix2pix.atomic import release
-from pix2pix.prepare.build import BuildPlan, BuildSummary, process_items
+from pix2pix.prepare.build import BuildPlan, BuildSummary
+from pix2pix.prepare.pairs import process_items
 from pix2pix.prepare.scan import Item
 
 
@@ -42,7 +43,7 @@ def chunks(plan: BuildPlan, chunk_size: int) -> list[tuple[int, list[tuple[Item,
 
 def build_chunk(plan: BuildPlan, jobs: list[tuple[Item, str]]) -> list[dict]:
     """Make and write the pairs of one chunk with `plan.config.workers` processes; their records."""
-    return list(process_items(plan, jobs, workers=plan.config.workers))
+    return list(process_items(plan.config, plan.root, plan.staging, jobs, workers=plan.config.workers))
 
 
 def chunk_counts(records: list[dict]) -> tuple[int, int]:

@@ -22,7 +22,7 @@ from PIL import Image
 from pix2pix.cli import main as cli_main
 from pix2pix.errors import OutputExistsError, OutputOverlapError
 from pix2pix.inference import Engine, TranslateConfig, collect_inputs, translate
-from pix2pix.inference.translate import blend_window, pad_to_multiple, tile_starts
+from pix2pix.inference.tiling import blend_window, pad_to_multiple, tile_starts
 from pix2pix.models import build_generator, init_weights
 
 sys.path.insert(0, str(Path(__file__).parent / "reference"))

@@ -6,6 +6,7 @@
 Models are loaded by :mod:`pix2pix.models.io` (ours and official ``.pth`` files).
 """
 
-from pix2pix.inference.translate import Engine, TranslateConfig, TranslateResult, collect_inputs, translate
+from pix2pix.inference.inputs import collect_inputs
+from pix2pix.inference.translate import Engine, TranslateConfig, TranslateResult, translate
 
 __all__ = ["Engine", "TranslateConfig", "TranslateResult", "collect_inputs", "translate"]

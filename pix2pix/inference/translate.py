@@ -26,14 +26,13 @@ which other files were in the run. In ``eval`` mode same-shape inputs and tiles 
 
 Output pixels are ``round((y + 1) * 127.5)``; the official code truncates (``astype(uint8)``),
 so its images are on average half a level darker and differ by at most one level.
+
+Which files are read and their output names: ``inputs.py``; padding and tile geometry: ``tiling.py``.
 """
-# size: input collection, tiling and the engine are one stream over the same Job records; the
-# translate flow work (issue 11) changes it now, a split is planned after it lands.
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import json
 import shutil
@@ -41,13 +40,15 @@ import sys
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pix2pix.atomic import claim, publish, release, sibling
 from pix2pix.errors import ConfigError, ImageRejected, NothingUsableError, Pix2PixError
+from pix2pix.inference.inputs import Job, collect_inputs, input_root
+from pix2pix.inference.tiling import blend_window, pad_to_multiple, tile_starts, tile_stride
 from pix2pix.runtime import check_device_name
 
 EVAL_MODES = ("model", "train", "eval")
@@ -55,7 +56,6 @@ PRECISIONS = ("auto", "fp32", "bf16")
 DEFAULT_TILE = 1024
 DEFAULT_MAX_PIXELS = 50_000_000  # ~ 8700×5800; the blend buffers alone are 16 bytes a pixel
 PNG_COMPRESSION = 1  # zlib level: 3-5× faster than the default 6 for ~10% larger files
-_MAGIC = set("*?[")
 
 
 @dataclass(frozen=True)
@@ -86,14 +86,6 @@ class TranslateConfig:
         check_device_name(self.device)
 
 
-@dataclass(frozen=True)
-class Job:
-    """One input file and the output path (relative to OUT) it maps to."""
-
-    src: Path
-    out: PurePosixPath
-
-
 @dataclass
 class TranslateResult:
     out_dir: str
@@ -101,143 +93,6 @@ class TranslateResult:
     eval_mode: str
     rejected: list[dict[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-def _literal_base(pattern: str) -> Path:
-    parts = Path(pattern).parts
-    base = []
-    for part in parts[:-1]:
-        if _MAGIC & set(part):
-            break
-        base.append(part)
-    return Path(*base) if base else Path(".")
-
-
-def collect_inputs(inputs: Sequence[str | Path], *, exclude: Sequence[Path] = ()) -> tuple[list[Job], list[dict]]:
-    """Expand files, folders (recursive) and globs into jobs → (jobs, rejected).
-
-    A file maps to ``<stem>.png``, a file found in a folder or by a glob to its path relative to
-    that folder (the glob's literal prefix) with the ``.png`` suffix. Hidden files, bookkeeping
-    files and anything under ``exclude`` are left out; other non-image names, missing paths and
-    empty globs are rejected with a reason. Two inputs that would write the same output
-    (``a.jpg`` and ``a.png``) are renamed ``a-jpg.png`` / ``a-png.png``; if a clash remains (case
-    twins, two folders with the same names), each of its members gets ``-`` and 8 hex digits of the
-    sha256 of its path. A file given twice is translated once.
-    """
-    from pix2pix.prepare.scan import IMAGE_SUFFIXES, list_files
-
-    excluded = [p.resolve() for p in exclude]
-    found: list[tuple[Path, PurePosixPath]] = []
-    rejected: list[dict] = []
-    for raw in inputs:
-        s = str(raw)
-        p = Path(s)
-        if _MAGIC & set(s) and not p.exists():
-            base = _literal_base(s)
-            matches = sorted(Path(m) for m in glob.glob(s, recursive=True) if Path(m).is_file())
-            if not matches:
-                rejected.append({"input": s, "reason": "no file matches this pattern", "kind": "no match"})
-            for m in matches:
-                found.append((m, PurePosixPath(m.relative_to(base).as_posix())))
-        elif p.is_dir():
-            files = list_files(p)
-            for rel in files:
-                if rel.lower().endswith(IMAGE_SUFFIXES):
-                    found.append((p / rel, PurePosixPath(rel)))
-                else:
-                    rejected.append({"input": str(p / rel), "kind": "not an image",
-                                     "reason": f"not an image file name (suffix {Path(rel).suffix or 'none'})"})
-        elif p.is_file():
-            found.append((p, PurePosixPath(p.name)))
-        else:
-            rejected.append({"input": s, "reason": "no such file or folder", "kind": "missing"})
-
-    seen: set[Path] = set()
-    unique: list[tuple[Path, PurePosixPath]] = []
-    for src, rel in found:
-        real = src.resolve()
-        if real in seen or any(real.is_relative_to(e) for e in excluded):
-            continue
-        seen.add(real)
-        unique.append((src, rel))
-
-    def target(rel: PurePosixPath, tagged: bool) -> PurePosixPath:
-        stem = f"{rel.stem}-{rel.suffix[1:].lower()}" if tagged else rel.stem
-        return rel.with_name(f"{stem}.png")
-
-    # Case-insensitive keys: a.PNG and a.png collide on macOS and Windows file systems.
-    suffixes: dict[str, set[str]] = {}
-    for _, rel in unique:
-        suffixes.setdefault(str(target(rel, False)).lower(), set()).add(rel.suffix.lower())
-    planned = [(src, target(rel, len(suffixes[str(target(rel, False)).lower()]) > 1)) for src, rel in unique]
-    clashes: dict[str, int] = {}
-    for _, out in planned:
-        clashes[str(out).lower()] = clashes.get(str(out).lower(), 0) + 1
-    taken = {key for key, n in clashes.items() if n == 1}
-    jobs: list[Job] = []
-    for src, out in planned:
-        if clashes[str(out).lower()] > 1:
-            # Every member of a clash (a.jpg, A.JPG; x/p.jpg, y/p.jpg) gets a suffix from its own
-            # path, so names depend only on the set of inputs, never on their order.
-            digest = hashlib.sha256(str(src).encode("utf-8", "surrogateescape")).hexdigest()
-            for n in (8, 16, 64):
-                candidate = out.with_name(f"{out.stem}-{digest[:n]}.png")
-                if str(candidate).lower() not in taken:
-                    break
-            out = candidate
-            taken.add(str(out).lower())
-        jobs.append(Job(src, out))
-    return jobs, rejected
-
-
-# --------------------------------------------------------------------------- geometry
-
-
-def pad_to_multiple(img: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
-    """Reflect-pad an (H, W, C) array so both sides are multiples of ``multiple``, centred.
-
-    Returns (padded, (top, left)). Pads wider than the image reflect repeatedly (numpy's rule),
-    so a 64×64 image grows to 256×256 for a ``unet_256``.
-    """
-    h, w = img.shape[:2]
-    ph, pw = -h % multiple, -w % multiple
-    if not ph and not pw:
-        return img, (0, 0)
-    top, left = ph // 2, pw // 2
-    mode = "reflect" if min(h, w) > 1 else "edge"  # reflect needs two pixels to mirror
-    return np.pad(img, ((top, ph - top), (left, pw - left), (0, 0)), mode=mode), (top, left)
-
-
-def tile_starts(length: int, tile: int, multiple: int) -> list[int]:
-    """Starts of tiles of side ``tile`` covering ``length`` with at least ``tile // 4`` overlap.
-
-    Starts are multiples of ``multiple`` (so every tile sees the network's sampling grid of the
-    whole image) and the last tile ends at ``length``. ``length`` and ``tile`` are multiples of
-    ``multiple``; one tile when ``length <= tile``.
-    """
-    if length <= tile:
-        return [0]
-    step = max(multiple, (tile - tile // 4) // multiple * multiple)
-    starts = list(range(0, length - tile, step))
-    return starts + [length - tile]
-
-
-def blend_window(length: int, ramp: int, *, at_start: bool, at_end: bool) -> np.ndarray:
-    """1-D weights: 1 inside, a raised-cosine ramp of ``ramp`` pixels at each edge that meets
-    another tile (``at_start``/``at_end`` False at the image border). Strictly positive, so
-    every pixel's weights sum to more than 0."""
-    w = np.ones(length, np.float32)
-    r = min(ramp, length // 2)
-    if r > 0:
-        rise = (0.5 - 0.5 * np.cos(np.pi * (np.arange(r) + 0.5) / r)).astype(np.float32)
-        if not at_start:
-            w[:r] = rise
-        if not at_end:
-            w[-r:] = np.minimum(w[-r:], rise[::-1])
-    return w
 
 
 # --------------------------------------------------------------------------- the engine
@@ -344,8 +199,8 @@ class Engine:
             chunk = boxes[i: i + step]
             out = self.forward(np.stack([padded[y: y + th, x: x + tw] for y, x in chunk]))
             for k, (y, x) in enumerate(chunk):
-                wy = blend_window(th, th - _stride(ys, th), at_start=y == 0, at_end=y + th == hp)
-                wx = blend_window(tw, tw - _stride(xs, tw), at_start=x == 0, at_end=x + tw == wp)
+                wy = blend_window(th, th - tile_stride(ys, th), at_start=y == 0, at_end=y + th == hp)
+                wx = blend_window(tw, tw - tile_stride(xs, tw), at_start=x == 0, at_end=x + tw == wp)
                 wt = torch.from_numpy(np.outer(wy, wx)).to(self.device)[None]
                 acc[:, y: y + th, x: x + tw] += out[k] * wt
                 wsum[:, y: y + th, x: x + tw] += wt
@@ -353,10 +208,6 @@ class Engine:
         self.last_tiles = len(boxes)
         return np.ascontiguousarray(y.permute(1, 2, 0).cpu().numpy())
 
-
-def _stride(starts: list[int], tile: int) -> int:
-    # The regular spacing of the tiles (the last one may sit closer): the ramp spans the overlap.
-    return starts[1] - starts[0] if len(starts) > 1 else tile
 
 
 def dropout_seed(seed: int, input_sha256: str) -> int:
@@ -420,8 +271,7 @@ def translate(
     """
     config = config or TranslateConfig()
     out = Path(out_dir)
-    given = {f"INPUT {i}": (_literal_base(str(s)) if _MAGIC & set(str(s)) and not Path(s).exists() else s)
-             for i, s in enumerate(inputs, 1)}
+    given = {f"INPUT {i}": input_root(s) for i, s in enumerate(inputs, 1)}
     # OUT may lie inside the model's run folder (replacing it deletes only earlier outputs).
     claim(out, inputs={**given, "MODEL": model_path}, overwrite=overwrite, marker="translate.jsonl",
           allow_inside=("MODEL",))

@@ -1,4 +1,5 @@
-"""Whole-folder outputs that appear complete or not at all (builds, evaluation reports).
+"""Outputs that appear complete or not at all: whole folders (builds, evaluation reports) and
+single files (checkpoints, sample grids, ONNX exports, digests).
 
 The publisher owns the output rules of every command:
 
@@ -7,14 +8,18 @@ The publisher owns the output rules of every command:
   is locked against a second run writing the same ``out`` (an OS lock on ``.OUT.lock`` beside
   it, released by ``release(out)`` or when the process ends, even by kill -9).
 - ``publish(staging, out)``: the finished folder replaces ``out`` by renames only.
+- ``atomic_path(path)``: the one single-file writer: write a temporary file beside ``path``,
+  renamed onto it on success, removed on any failure (``atomic_write_text`` for text).
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import secrets
 import shutil
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
 from pix2pix.errors import OutputExistsError, OutputLockedError
@@ -140,3 +145,28 @@ def _remove(path: Path) -> None:
         path.unlink()
     else:
         shutil.rmtree(path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` for the block to write; renamed onto ``path`` (``os.replace``)
+    when the block ends normally, so readers see the old file or the whole new one, never half.
+
+    On any exception, ``KeyboardInterrupt`` included, the temporary file is removed and ``path``
+    is left as it was. The name is unique per call (process id and a random tag), hidden, and in
+    the same folder (a rename across file systems would be a copy). Nothing is fsync'ed: this
+    guards against crashes of the process, not against power loss. The folder must exist.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> None:
+    """Write ``text`` to ``path`` through ``atomic_path``."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding=encoding)

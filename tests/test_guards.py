@@ -19,7 +19,7 @@ from dsfactory import make_dataset
 from imgutil import manifest, noise, save, tree_hashes
 from prefect_fixtures import prefect_harness  # noqa: F401 - session fixture, used by name
 
-from pix2pix.atomic import claim, lock, release
+from pix2pix.atomic import atomic_path, atomic_write_text, claim, lock, release
 from pix2pix.cli import main as cli_main
 from pix2pix.errors import (
     EXIT_FAILED,
@@ -214,6 +214,22 @@ def test_lock_is_exclusive_names_the_holder_and_is_released(tmp_path: Path) -> N
         lock(out)
     release(out)
     assert not (tmp_path / ".out.lock").exists()
+
+
+def test_atomic_path_replaces_on_success_and_leaves_the_old_file_on_any_failure(tmp_path: Path) -> None:
+    target = tmp_path / "metrics.json"
+    atomic_write_text(target, "old\n")
+    for fault in (ValueError("bad"), KeyboardInterrupt()):
+        with pytest.raises(type(fault)), atomic_path(target) as tmp:
+            assert tmp.parent == tmp_path and tmp.name.startswith(".metrics.json.tmp-")
+            tmp.write_text("half")
+            raise fault
+        assert target.read_text() == "old\n" and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+    with atomic_path(target) as a, atomic_path(target) as b:  # two writers never share a name
+        assert a != b
+        a.write_text("a")
+        b.write_text("b")
+    assert target.read_text() == "a" and [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
 @pytest.mark.slow

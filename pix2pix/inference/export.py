@@ -17,7 +17,6 @@ file is written beside the target, checked with onnxruntime on two sizes against
 
 from __future__ import annotations
 
-import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from pix2pix.atomic import atomic_path
 from pix2pix.errors import ConfigError, OutputExistsError, OutputOverlapError, Pix2PixError
 
 
@@ -120,8 +120,8 @@ def export_onnx(
     out = Path(onnx_path)
     _check_target(out, loaded.path, overwrite, onnx)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    try:
+    # Written and checked under a temporary name: the target holds a verified export or nothing new.
+    with atomic_path(out) as tmp:
         example = torch.zeros(1, loaded.spec.in_channels, base, base)
         with warnings.catch_warnings():
             # The deprecation notice of the TorchScript exporter, and the tracer's remark that the
@@ -157,7 +157,4 @@ def export_onnx(
             if not diff <= tolerance:
                 raise ExportError(f"onnxruntime differs from PyTorch by {diff:.2e} at {h}x{w} "
                                   f"(tolerance {tolerance:g}); {out} not written")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return ExportResult(path=str(out), generator=loaded.spec.generator, multiple=m, checks=checks)

@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pix2pix.atomic import atomic_write_text
 from pix2pix.errors import Pix2PixError
 from pix2pix.prepare.archive import ARCHIVE_SUFFIXES
 from pix2pix.prepare.catalog import get_dataset
@@ -184,10 +185,8 @@ def _read_sidecar(path: Path) -> str | None:
 
 
 def _write_sidecar(path: Path, digest: str) -> None:
-    # `sha256sum -c` format, written via a temp file so a crash never leaves half a digest.
-    tmp = path.with_name(path.name + ".sha256.tmp")
-    tmp.write_text(f"{digest}  {path.name}\n", encoding="utf-8")
-    os.replace(tmp, sidecar_path(path))
+    # `sha256sum -c` format, written atomically so a crash never leaves half a digest.
+    atomic_write_text(sidecar_path(path), f"{digest}  {path.name}\n")
 
 
 def _cached(final: Path, url: str, sha256: str | None, expect: str | None) -> DownloadResult | None:
@@ -351,6 +350,9 @@ def download_file(
         )
     final = dest_dir / (name + (image_extension(_head(part)) or "")) if typed else dest_dir / name
     _write_sidecar(final, got)
+    # Not `atomic_path`: `.part` is the resume protocol, kept across failed attempts and runs so
+    # the next one continues it (a temporary file is deleted on failure); it is renamed into
+    # place here, once whole and verified.
     os.replace(part, final)
     return DownloadResult(
         path=final,

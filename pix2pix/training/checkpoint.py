@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pix2pix.atomic import atomic_path
 from pix2pix.errors import EXIT_IO, EXIT_MISMATCH, Pix2PixError, unreadable_weights
 from pix2pix.training import distributed
 
@@ -163,16 +164,13 @@ def atomic_save(obj: Any, path: Path) -> None:
     if isinstance(obj, dict) and obj.get("format") in (CHECKPOINT_FORMAT, GENERATOR_FORMAT):
         obj = {**obj, "checksum": payload_checksum(obj)}
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
     except RuntimeError as e:  # torch's zip writer reports ENOSPC/EIO as a RuntimeError
         raise CheckpointWriteError(
             f"{path}: could not be written ({e}); is the disk full or read-only? Free space and "
             f"continue with --resume (earlier checkpoints are intact)") from e
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
@@ -191,14 +189,11 @@ def write_checkpoint(state: dict[str, Any], ckpt_dir: Path, *, step: int, keep_l
     """Write ``ckpt-<step>.pt``, point ``latest.pt`` at it, delete all but the last K."""
     path = ckpt_dir / f"ckpt-{step}.pt"
     atomic_save(state, path)
-    latest = ckpt_dir / LATEST
-    tmp = ckpt_dir / f".{LATEST}.tmp-{os.getpid()}"
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(path, tmp)  # a hard link: no second copy on disk, survives pruning of `path`
-    except OSError:
-        shutil.copyfile(path, tmp)
-    os.replace(tmp, latest)
+    with atomic_path(ckpt_dir / LATEST) as tmp:
+        try:
+            os.link(path, tmp)  # a hard link: no second copy on disk, survives pruning of `path`
+        except OSError:
+            shutil.copyfile(path, tmp)
     for _, old in list_checkpoints(ckpt_dir)[:-keep_last]:
         old.unlink(missing_ok=True)
     return path

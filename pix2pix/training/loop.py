@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from pix2pix.atomic import atomic_path, atomic_write_text
 from pix2pix.dataset import image_size
 from pix2pix.errors import EXIT_DIVERGED, ConfigError, Pix2PixError
 from pix2pix.paths import check_disjoint
@@ -328,7 +329,7 @@ def _open_outputs(run: _Run, callbacks: Iterable[Any], progress: bool) -> Callba
         ProgressBar(total_steps, pos.step) if bar else
         EpochProgress(total_steps, pos.step, cfg.total_epochs, data.steps_per_epoch, _log),
     ])
-    (run.run_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    atomic_write_text(run.run_dir / "config.json", json.dumps(cfg.to_dict(), indent=2) + "\n")
     for cb in cbs.callbacks:
         if hasattr(cb, "on_start"):
             cb.on_start({"resumed": run.resumed_from is not None, "step": pos.step,
@@ -422,7 +423,7 @@ def _finish(run: _Run, seconds: float) -> tuple[dict[str, Any], dict[str, Any]]:
     }
     if run.main:
         for name, content in (("run_info.json", info), ("metrics.json", metrics)):
-            (run.run_dir / name).write_text(json.dumps(content, indent=2) + "\n")
+            atomic_write_text(run.run_dir / name, json.dumps(content, indent=2) + "\n")
         run.log(f"done: {pos.step} steps, {pos.epoch} epochs -> {run.run_dir}")
     return metrics, info
 
@@ -486,6 +487,5 @@ def _gather_rng(ctx: distributed.DistContext) -> list[dict[str, Any]]:
 def _write_png(path: Path, image: np.ndarray) -> None:
     from PIL import Image
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(image).save(tmp, format="PNG")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")

@@ -36,13 +36,14 @@ from typing import Any
 import torch
 from torch import nn
 
-from pix2pix.errors import ConfigError, Pix2PixError, unreadable_weights
+from pix2pix.errors import ConfigError, Pix2PixError
 from pix2pix.models import GENERATORS, build_generator, load_official_generator
 from pix2pix.training.checkpoint import (
     CHECKPOINT_FORMAT,
     GENERATOR_FORMAT,
     CheckpointError,
     load_generator,
+    read_weights,
     verify_payload,
 )
 
@@ -149,17 +150,6 @@ def resolve_model_path(path: str | Path) -> Path:
     return p
 
 
-def _read(path: Path) -> Any:
-    # mmap reads only the tensors touched, so peeking at a 200 MB checkpoint's format is cheap;
-    # files in the pre-1.6 (non-zip) format cannot be mapped and are read whole.
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:
-        pass
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises a variety of unpickling / zip errors
-        raise ModelLoadError(f"{path}: not a readable PyTorch weights file: {unreadable_weights(path, e)}") from e
 
 
 def _strip_prefix(sd: Mapping[str, Any]) -> dict[str, Any]:
@@ -248,7 +238,7 @@ def load_generator_file(
         if value is not None and value not in allowed:
             raise ConfigError(f"--{key}: expected one of {', '.join(allowed)}, got {value!r}")
     resolved = resolve_model_path(path)
-    payload = _read(resolved)
+    payload = read_weights(resolved, what="PyTorch weights file", mmap=True, error=ModelLoadError)
     fmt = payload.get("format") if isinstance(payload, dict) else None
     if fmt in (GENERATOR_FORMAT, CHECKPOINT_FORMAT):
         del payload  # the checkpoint module owns (and verifies) our formats
@@ -296,7 +286,7 @@ def load_generator_file(
 def state_dict_of(path: str | Path) -> dict[str, torch.Tensor]:
     """The generator weights in any file we know (ours or official), without building a model."""
     resolved = resolve_model_path(path)
-    payload = _read(resolved)
+    payload = read_weights(resolved, what="PyTorch weights file", mmap=True, error=ModelLoadError)
     fmt = payload.get("format") if isinstance(payload, dict) else None
     key = {CHECKPOINT_FORMAT: "G", GENERATOR_FORMAT: "state_dict"}.get(fmt)
     if key:

@@ -276,15 +276,32 @@ def generator_payload(
 # --------------------------------------------------------------------------- reading
 
 
+def read_weights(path: Path, *, what: str, map_location: str | torch.device = "cpu", mmap: bool = False,
+                 error: type[CheckpointError] = CheckpointError) -> Any:
+    """The one ``torch.load``: ``weights_only=True`` (a file never runs code), every failure an
+    ``error`` naming ``path`` and what the file is instead (``"{path}: no such {what}"``,
+    ``"{path}: not a readable {what}: an ONNX model, ..."``).
+
+    ``mmap=True`` reads only the tensors touched (peeking at a 200 MB checkpoint's format is
+    cheap); files in the pre-1.6 (non-zip) format cannot be mapped and are then read whole.
+    """
+    if mmap:
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True, mmap=True)
+        except Exception:
+            pass  # not mappable: the plain load below reads it or says why not
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError as e:
+        raise error(f"{path}: no such {what}") from e
+    except Exception as e:  # torch raises a variety of unpickling / zip errors
+        raise error(f"{path}: not a readable {what}: {unreadable_weights(path, e)}") from e
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Read a full checkpoint with ``weights_only=True`` and check its format."""
     path = Path(path)
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError as e:
-        raise CheckpointError(f"{path}: no such checkpoint") from e
-    except Exception as e:  # torch raises a variety of unpickling / zip errors
-        raise CheckpointError(f"{path}: not a readable checkpoint: {unreadable_weights(path, e)}") from e
+    state = read_weights(path, what="checkpoint", map_location=map_location)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path}: not a pix2pix training checkpoint (format field)")
     if state.get("version") != FORMAT_VERSION:
@@ -330,12 +347,7 @@ def load_generator(
     from pix2pix.models import build_generator
 
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError as e:
-        raise CheckpointError(f"{path}: no such file") from e
-    except Exception as e:
-        raise CheckpointError(f"{path}: not a readable generator file: {unreadable_weights(path, e)}") from e
+    payload = read_weights(path, what="generator file", map_location=map_location)
     fmt = payload.get("format") if isinstance(payload, dict) else None
     if fmt == CHECKPOINT_FORMAT:
         cfg = payload["config"]

@@ -20,6 +20,8 @@ from PIL import Image
 from pix2pix.errors import SourceError
 from pix2pix.prepare.build import build_dataset
 from pix2pix.prepare.config import BuildConfig
+from pix2pix.prepare.download import cache_name, url_file_name
+from pix2pix.prepare.ids import make_id, safe_name
 from pix2pix.prepare.verify import inspect_dataset
 
 
@@ -43,6 +45,17 @@ def _assert_consistent(out: Path) -> list[dict]:
 
 
 # --- naming -----------------------------------------------------------------------------------
+
+def test_one_sanitiser_names_ids_downloads_and_url_list_folders() -> None:
+    assert safe_name("my  list?.") == "my_list_"  # a run of unsafe characters is one '_'; no trailing dot
+    assert safe_name("..hidden") == "hidden" and safe_name("???") == "_" and safe_name("") == ""
+    assert safe_name("фото 1.jpg") == "фото_1.jpg"  # letters of any script are kept...
+    assert safe_name("фото 1.jpg", ascii_only=True) == "_1.jpg"  # ...but not in names from URLs
+    assert safe_name("con.jpg") == "con_.jpg" and safe_name("NUL.tar.gz") == "NUL_.tar.gz"  # extension stays last
+    assert make_id("con") == "con_" and make_id("a b/c d") == "a_b__c_d"
+    assert url_file_name("http://h/x/a%20b%C3%A9.jpg") == "a_b_.jpg" and url_file_name("http://h/") == "download"
+    assert cache_name("http://h/aux.zip").startswith("aux_-") and cache_name("http://h/aux.zip").endswith(".zip")
+
 
 
 def test_reported_names_build_five_distinct_pairs(tmp_path: Path) -> None:

@@ -49,6 +49,7 @@ from pix2pix.atomic import atomic_write_text
 from pix2pix.errors import Pix2PixError
 from pix2pix.prepare.archive import ARCHIVE_SUFFIXES
 from pix2pix.prepare.catalog import get_dataset
+from pix2pix.prepare.ids import safe_name
 from pix2pix.prepare.transfer import (  # noqa: F401  (is_transient_status: part of this API)
     DEFAULT_MIN_RATE,
     AttemptFailed,
@@ -219,9 +220,8 @@ def url_file_name(url: str) -> str:
 
 
 def _safe_name(name: str, max_len: int = 120) -> str:
-    """A file-system-safe version of `name`: ASCII letters, digits, `._-`; no leading dot."""
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", name).lstrip(".")
-    return name[:max_len]
+    """`name` made file-system safe by the one rule (`ids.safe_name`), ASCII only, cut to `max_len`."""
+    return safe_name(name, ascii_only=True)[:max_len]
 
 
 def cache_name(url: str) -> str:

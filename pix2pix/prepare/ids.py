@@ -1,7 +1,10 @@
-"""Output ids: readable, file-system-safe names for the items of a source, unique per split.
+"""File-system-safe names: the one sanitiser, and output ids unique per split.
 
+``safe_name`` is the one rule for a name made from outside data (a file's name, a URL's last
+part, a URL list's name); the builder's ids, downloaded files and URL-list folders all use it.
 ``assign_ids`` turns (stem, relative path, split) keys into ids that are unique within each
 split ignoring case and depend only on the set of inputs, never on their order.
+(`pix2pix translate` keeps its inputs' names as they are: they already name files on this disk.)
 """
 
 from __future__ import annotations
@@ -17,18 +20,29 @@ _ID_MAX_BYTES = 120  # + extension suffix, hash and ".jpg" stays far below the 2
 _WINDOWS_RESERVED = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 
 
-def _slug_part(part: str) -> str:
+def safe_name(name: str, *, ascii_only: bool = False) -> str:
+    """`name` as one file-system-safe path component, readable, possibly empty (callers pick a fallback).
+
+    Letters and digits of any script (with their combining marks), '.', '-' and '_' are kept;
+    every other run of characters (a '/' too) becomes one '_'. No leading dot (it hides a file),
+    no trailing dot or space (Windows drops them), and a Windows device name (`con`, `nul.tar.gz`)
+    gets '_' after its first part, so an extension stays last (`con_.jpg`). `ascii_only`: keep
+    only ASCII letters and digits, for names taken from URLs (whatever bytes a server percent-
+    encodes). No length limit: callers cut to theirs. Not injective: `a b` and `a_b` both give
+    `a_b` (`assign_ids` makes ids unique).
+    """
     out, gap = [], False
-    for ch in part:
-        if ch in "._-" or unicodedata.category(ch)[0] in "LNM":
+    for ch in name:
+        if ch in "._-" or (ch.isascii() and ch.isalnum() if ascii_only else unicodedata.category(ch)[0] in "LNM"):
             out.append(ch)
             gap = False
         elif not gap:
             out.append("_")
             gap = True
-    slug = "".join(out).lstrip(".").rstrip(". ")  # a leading dot hides a file; Windows drops trailing ones
-    if slug.split(".", 1)[0].casefold() in _WINDOWS_RESERVED:
-        slug += "_"
+    slug = "".join(out).lstrip(".").rstrip(". ")
+    first, dot, rest = slug.partition(".")
+    if first.casefold() in _WINDOWS_RESERVED:
+        slug = f"{first}_{dot}{rest}"
     return slug
 
 
@@ -43,7 +57,7 @@ def make_id(rel_without_ext: str) -> str:
     Lossy on purpose (`a b` and `a_b` both give `a_b`); `assign_ids` makes ids unique.
     """
     name = unicodedata.normalize("NFC", rel_without_ext)
-    slug = "__".join(p for p in (_slug_part(part) for part in name.split("/")) if p) or "_"
+    slug = "__".join(p for p in (safe_name(part) for part in name.split("/")) if p) or "_"
     raw = slug.encode("utf-8")
     if len(raw) > _ID_MAX_BYTES:
         slug = raw[:_ID_MAX_BYTES].decode("utf-8", "ignore").rstrip(". ")

@@ -32,6 +32,7 @@ from pix2pix.errors import SourceError
 from pix2pix.prepare.archive import ARCHIVE_SUFFIXES
 from pix2pix.prepare.catalog import NAMED_DATASETS
 from pix2pix.prepare.download import DownloadError, cache_name, download_file, download_named_dataset
+from pix2pix.prepare.ids import safe_name
 from pix2pix.prepare.urllist import download_url_list, read_url_list
 
 URL_LIST_SUFFIXES = (".txt", ".csv")
@@ -127,8 +128,7 @@ def fetch_url_list(list_path: Path, raw_dir: Path, *, workers: int = 8) -> Resol
 
 
 def _list_name(list_path: Path) -> str:
-    name = "".join(c if c.isalnum() or c in "._-" else "_" for c in list_path.stem).lstrip(".")
-    return name or "urls"
+    return safe_name(list_path.stem) or "urls"
 
 
 def _link_view(files: Path, view: Path, paths: list[Path]) -> None:

@@ -5,7 +5,8 @@ write it too; all of them go through this module for:
 
 - the file names (``MANIFEST``, ``REJECTED``, ``DATASET_JSON``, ``NEAR_DUPLICATES``,
   ``PREVIEW``) and the split names (``SPLITS``);
-- the manifest record (``ManifestRecord``) and ``read_manifest`` / ``write_jsonl``;
+- the manifest record (``ManifestRecord``) and ``read_manifest`` / ``write_jsonl``; ``read_jsonl``,
+  the one JSON-lines reader (manifest, rejected.jsonl, history.jsonl), errors at ``FILE:LINE``;
 - ``dataset.json`` (``read_meta`` / ``write_meta``), whose format version is ``format_version``
   (datasets written before this module by the test fixtures used ``version``: still read);
 - ``dataset_fingerprint``: what a checkpoint records about its data;
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -91,26 +92,17 @@ def read_manifest(dataset_dir: str | Path, split: str | None = None) -> list[Man
         raise DatasetError(f"{path}: no manifest; is {dataset_dir} a `pix2pix build` output?")
     records: list[ManifestRecord] = []
     seen: dict[tuple[str, str], str] = {}
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DatasetError(f"{path}:{n}: not valid JSON ({e.msg})") from e
-            if not isinstance(rec, dict):
-                raise DatasetError(f"{path}:{n}: expected a JSON object, got {type(rec).__name__}")
-            missing = [k for k in _REQUIRED_KEYS if k not in rec]
-            if missing:
-                raise DatasetError(f"{path}:{n}: record lacks key(s) {missing}")
-            _check_record(rec, f"{path}:{n}", seen)
-            # A hostile manifest must not make a reader (or evaluate, which names files by id)
-            # leave the dataset folder.
-            safe_join(dataset_dir, str(rec["path"]), what=f"{path}:{n}: path")
-            safe_join(dataset_dir, f"{rec['id']}.png", what=f"{path}:{n}: id")
-            if split is None or rec["split"] == split:
-                records.append(rec)  # type: ignore[arg-type]
+    for n, rec in iter_jsonl(path):
+        missing = [k for k in _REQUIRED_KEYS if k not in rec]
+        if missing:
+            raise DatasetError(f"{path}:{n}: record lacks key(s) {missing}")
+        _check_record(rec, f"{path}:{n}", seen)
+        # A hostile manifest must not make a reader (or evaluate, which names files by id)
+        # leave the dataset folder.
+        safe_join(dataset_dir, str(rec["path"]), what=f"{path}:{n}: path")
+        safe_join(dataset_dir, f"{rec['id']}.png", what=f"{path}:{n}: id")
+        if split is None or rec["split"] == split:
+            records.append(rec)  # type: ignore[arg-type]
     return records
 
 
@@ -128,6 +120,30 @@ def _check_record(rec: dict, where: str, seen: dict[tuple[str, str], str]) -> No
         raise DatasetError(f"{where}: id {rec['id']!r} is already used in split {rec['split']!r} "
                            f"(line {seen[key]}); each pair needs its own id")
     seen[key] = where.rsplit(":", 1)[-1]
+
+
+def iter_jsonl(path: str | Path, *, error: type[Pix2PixError] = DatasetError) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSON-lines file, read as it goes.
+
+    A line that is not a JSON object raises ``error`` naming ``FILE:LINE``: the caller's own
+    error type (the stage whose file it is) with the one message.
+    """
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise error(f"{path}:{n}: not valid JSON ({e.msg})") from e
+            if not isinstance(row, dict):
+                raise error(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
+            yield n, row
+
+
+def read_jsonl(path: str | Path, *, error: type[Pix2PixError] = DatasetError) -> list[dict[str, Any]]:
+    """Every object of a JSON-lines file (``iter_jsonl``: blank lines skipped, bad ones ``error``)."""
+    return [row for _, row in iter_jsonl(path, error=error)]
 
 
 def write_jsonl(path: str | Path, rows: Iterable[Mapping[str, Any]]) -> None:

@@ -101,6 +101,24 @@ def test_a_malformed_manifest_line_is_named_never_a_traceback(tmp_path, bad, mes
         read_manifest(tmp_path)
 
 
+def test_one_jsonl_reader_names_the_file_and_line_in_the_callers_error(tmp_path) -> None:
+    """history.jsonl (evaluate), rejected.jsonl (the flow) and the manifest share one reader."""
+    from pix2pix.evaluation.evaluate import EvaluateError
+    from pix2pix.prepare.chunked import read_rejections
+
+    history = tmp_path / "history.jsonl"
+    history.write_text('{"epoch": 1, "loss_G": 2.5}\n\n{"epoch": 2, "loss_G": NaN}\n')
+    rows = dataset.read_jsonl(history, error=EvaluateError)
+    assert rows[0] == {"epoch": 1, "loss_G": 2.5} and rows[1]["epoch"] == 2 and np.isnan(rows[1]["loss_G"])
+    history.write_text('{"epoch": 1}\n{"epoch": 2,\n')
+    with pytest.raises(EvaluateError, match=r"history.jsonl:2: not valid JSON"):
+        dataset.read_jsonl(history, error=EvaluateError)
+    assert read_rejections(tmp_path / "absent.jsonl") == []
+    (tmp_path / "rejected.jsonl").write_text('{"source": "a.jpg", "kind": "truncated"}\n[1]\n')
+    with pytest.raises(dataset.DatasetError, match=r"rejected.jsonl:2: expected a JSON object, got list"):
+        read_rejections(tmp_path / "rejected.jsonl")
+
+
 def test_ids_are_unique_per_split_ignoring_case(tmp_path) -> None:
     from pix2pix.dataset import DatasetError, read_manifest
 

@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from pix2pix.atomic import claim, publish, release, sibling
+from pix2pix.dataset import read_jsonl
 from pix2pix.errors import ConfigError, Pix2PixError
 from pix2pix.evaluation import baselines
 from pix2pix.evaluation.metrics import (
@@ -164,22 +165,6 @@ def _run_size(dataset_dir: Path, loaded: Any) -> int:
                             f"needs sides that are multiples of {multiple}; rebuild the dataset with "
                             f"`pix2pix build --size {max(multiple, round(size / multiple) * multiple)}`")
     return size
-
-
-def read_history(path: Path) -> list[dict[str, Any]]:
-    """Rows of ``history.jsonl`` (one JSON object per epoch); an error names file and line."""
-    rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise EvaluateError(f"{path}:{n}: not valid JSON ({e.msg})") from e
-        if not isinstance(row, dict):
-            raise EvaluateError(f"{path}:{n}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
-    return rows
 
 
 def task_of(records: list[dict]) -> str:
@@ -434,7 +419,7 @@ def _write_report(staging: Path, metrics: dict[str, Any], rows: list[dict[str, A
     plots = []
     history_path = gen_path.parent / "history.jsonl"
     if history_path.is_file():
-        history = read_history(history_path)
+        history = read_jsonl(history_path, error=EvaluateError)
         if history:
             plot_training_curves(history, staging / "plots" / "training_curves.png")
             plots.append(("plots/training_curves.png", f"Training curves from {history_path}"))

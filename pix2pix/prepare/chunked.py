@@ -13,12 +13,12 @@ markdown summary of a finished build (the flow publishes it as an artifact).
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from pathlib import Path
 from typing import Any
 
 from pix2pix.atomic import release
+from pix2pix.dataset import read_jsonl
 from pix2pix.prepare.build import BuildPlan, BuildSummary
 from pix2pix.prepare.pairs import process_items
 from pix2pix.prepare.scan import Item
@@ -74,7 +74,7 @@ def read_rejections(rejected_jsonl: Path) -> list[dict]:
     """The records of a dataset's rejected.jsonl (empty when it does not exist)."""
     if not rejected_jsonl.exists():
         return []
-    return [json.loads(line) for line in rejected_jsonl.read_text(encoding="utf-8").splitlines() if line]
+    return read_jsonl(rejected_jsonl)
 
 
 def dataset_card(summary: dict[str, Any], origin: str, resolution: str) -> str:

@@ -21,6 +21,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from pix2pix.atomic import atomic_write_text
+from pix2pix.dataset import read_jsonl
+from pix2pix.errors import Pix2PixError
+
 
 @runtime_checkable
 class TrainCallback(Protocol):
@@ -147,12 +151,9 @@ class EpochHistory(Callback):
 
     def __init__(self, path: Path, *, keep_until: int = 0) -> None:
         self.path = path
-        kept = []
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if line.strip() and json.loads(line).get("epoch", 0) <= keep_until:
-                    kept.append(line + "\n")
-        path.write_text("".join(kept))
+        rows = read_jsonl(path, error=Pix2PixError) if path.exists() else []
+        # Atomic: a crash here must not lose the epochs that are kept.
+        atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows if r.get("epoch", 0) <= keep_until))
 
     def on_epoch(self, metrics: dict[str, float], epoch: int) -> None:
         with self.path.open("a") as f:

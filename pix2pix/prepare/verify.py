@@ -100,7 +100,7 @@ def inspect_dataset(root: Path) -> InspectReport:
         report.warnings.append("no manifest.jsonl: hashes not verified (not built by pix2pix build?)")
         return report
     report.has_manifest = True
-    # Line by line, not `dataset.read_manifest`: inspect lists every bad line, it does not stop.
+    # Line by line, not `dataset.read_manifest` / `read_jsonl`: inspect lists every bad line, they stop at the first.
     records = []
     for n, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), 1):
         try:

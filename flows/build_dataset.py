@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -39,7 +38,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
-from flows.common import run_flow_cli
+from flows.common import artifact_key, flow_parser, run_flow_cli
 from pix2pix.errors import ConfigError
 from pix2pix.params import stage_values
 from pix2pix.prepare import chunked
@@ -130,12 +129,6 @@ def _run_chunks(the_plan: BuildPlan, chunk_size: int, progress_artifact: str | N
     return [r for f in futures for r in f.result()]  # raises the first failed chunk's error
 
 
-def artifact_key(out: str) -> str:
-    """An artifact key for a dataset (lowercase letters, digits, dashes), e.g. data/My_Set → dataset-my-set."""
-    name = re.sub(r"[^a-z0-9]+", "-", Path(out).resolve().name.lower()).strip("-")
-    return f"dataset-{name or 'root'}"
-
-
 def dataset_card(summary: dict[str, Any], source: ResolvedSource) -> str:
     """The markdown dataset card of a build from `source` (see `pix2pix.prepare.chunked.dataset_card`)."""
     return chunked.dataset_card(summary, source.origin, source.kind)
@@ -209,7 +202,7 @@ def build_dataset_flow(
                        len(resolved.extra_rejected))
     config = dataclasses.replace(config, source=resolved.path)
 
-    key = artifact_key(out)
+    key = artifact_key("dataset", out)
     progress_id = create_progress_artifact(0.0, key=f"{key}-progress", description=f"building {out}")
     summary = build_pairs.with_options(task_runner=runner)(
         config.to_dict(), resolved.extra_rejected, chunk_size, str(progress_id),
@@ -228,8 +221,7 @@ def build_dataset_flow(
 
 def make_parser() -> argparse.ArgumentParser:
     """Arguments of `python -m flows.build_dataset`: the flow's parameters as flags."""
-    p = argparse.ArgumentParser(prog="python -m flows.build_dataset", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = flow_parser("build_dataset", __doc__)
     p.add_argument("source", nargs="?", help="folder, archive, named dataset (facades, ...), archive URL or URL list "
                    "(or `source` in --params)")
     p.add_argument("out", nargs="?", help="output dataset folder, written atomically (or `out` in --params)")

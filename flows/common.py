@@ -1,4 +1,5 @@
-"""What the `python -m flows.*` entry points share: running a flow once, and its exit code.
+"""What the flows share: their config and artifact key, their `python -m flows.*` parser, running a
+flow once, and its exit code.
 
 Every entry point ends with the exit code of the one table (`pix2pix.errors.EXIT_CODES_HELP`,
 shown by `pix2pix --help`): a ConfigError is 2 whether it comes from the arguments or from
@@ -7,15 +8,46 @@ inside the flow run.
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from pix2pix.errors import EXIT_FAILED, EXIT_INTERRUPTED, Pix2PixError, error_line, exit_code
 
 # Prefect's temporary server needs 10-18 s on 2 cores; its default start-up timeout is 20 s.
 EPHEMERAL_STARTUP_TIMEOUT_S = 90
+
+
+def artifact_key(prefix: str, folder: str) -> str:
+    """A Prefect artifact key (lowercase letters, digits, dashes) for a folder: `prefix-<its name>`,
+    e.g. ("dataset", "data/My_Set v2") -> dataset-my-set-v2; `prefix-root` when the name has none."""
+    name = re.sub(r"[^a-z0-9]+", "-", Path(folder).resolve().name.lower()).strip("-")
+    return f"{prefix}-{name or 'root'}"
+
+
+def stage_config(cls: type, section: str, params: str | None, overrides: Mapping[str, Any] | None) -> Any:
+    """A stage flow's config dataclass: the params.yaml `section` (file `params`) < `overrides`
+    (any key of `cls`); unknown keys are named (`pix2pix.params`)."""
+    from pix2pix.params import make_config, stage_values
+
+    return make_config(cls, stage_values(params, section, flags=overrides), section)
+
+
+def flow_parser(module: str, doc: str | None, *, params_section: str | None = None,
+                overwrite: str | None = None) -> argparse.ArgumentParser:
+    """The parser of `python -m flows.<module>` (`doc`: its description); with `params_section`,
+    `--params` (a params.yaml with that section); with `overwrite`, `--overwrite` (that help)."""
+    p = argparse.ArgumentParser(prog=f"python -m flows.{module}", description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    if params_section:
+        p.add_argument("--params", help=f"params.yaml with a `{params_section}:` section")
+    if overwrite:
+        p.add_argument("--overwrite", action="store_true", help=overwrite)
+    return p
 
 
 def failed_state_exit(state: Any) -> int:

@@ -10,7 +10,6 @@ failed `dvc repro` fails the run, with DVC's last lines in the error.
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import shutil
@@ -22,7 +21,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_table_artifact
 
-from flows.common import run_flow_cli
+from flows.common import flow_parser, run_flow_cli
 from pix2pix.errors import ConfigError, Pix2PixError
 
 _RAN = re.compile(r"^Running stage '([^']+)'")
@@ -109,8 +108,7 @@ def dvc_repro(repo: str = ".", targets: list[str] | None = None, force: bool = F
 
 def main(argv: list[str] | None = None) -> int:
     """Run the flow once in this process; the exit code of `pix2pix.errors.EXIT_CODES_HELP`."""
-    p = argparse.ArgumentParser(prog="python -m flows.dvc_repro", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = flow_parser("dvc_repro", __doc__)
     p.add_argument("repo", nargs="?", default=".", help="DVC repository folder (default .)")
     p.add_argument("targets", nargs="*", help="stages to reproduce (default: all)")
     p.add_argument("--force", action="store_true", help="run stages even when nothing changed")

@@ -10,9 +10,7 @@ report's path.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,15 +19,9 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import run_flow_cli
+from flows.common import artifact_key, flow_parser, run_flow_cli, stage_config
 
 METRIC_KEYS = ("L1", "PSNR", "SSIM")
-
-
-def report_key(out: str) -> str:
-    """An artifact key for a report folder: reports/My_Eval -> eval-my-eval."""
-    name = re.sub(r"[^a-z0-9]+", "-", Path(out).resolve().name.lower()).strip("-")
-    return f"eval-{name or 'root'}"
 
 
 def _row(name: str, m: dict[str, Any], hole: bool) -> str:
@@ -79,33 +71,25 @@ def evaluate_flow(generator: str, dataset: str, out: str, params: str | None = N
     into the report folder `out`. Settings: the params.yaml `evaluate` section (`params`) <
     `overrides` (any EvalConfig key, e.g. {"split": "val", "max_images": 50})."""
     from pix2pix.evaluation.evaluate import EvalConfig
-    from pix2pix.params import make_config, stage_values
 
-    config = make_config(EvalConfig, stage_values(params, "evaluate", flags=overrides), "evaluate")
+    config = stage_config(EvalConfig, "evaluate", params, overrides)
     metrics = evaluate_task(generator, dataset, out, dataclasses.asdict(config), overwrite)
     get_run_logger().info("%d %s images: L1 %.4f, PSNR %.2f dB, SSIM %.4f; report %s/report.html",
                           metrics["count"], metrics.get("split"), metrics["L1"], metrics["PSNR"], metrics["SSIM"],
                           metrics["out_dir"])
-    create_markdown_artifact(metrics_markdown(metrics, metrics["out_dir"]), key=report_key(out),
+    create_markdown_artifact(metrics_markdown(metrics, metrics["out_dir"]), key=artifact_key("eval", out),
                              description=f"metrics and report of {out}")
     return metrics
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the flow once in this process; the exit code of `pix2pix.errors.EXIT_CODES_HELP`."""
-    p = argparse.ArgumentParser(prog="python -m flows.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = flow_parser("evaluate", __doc__, params_section="evaluate", overwrite="replace an earlier report in OUT")
     p.add_argument("generator", help="run folder, generator.pt or official .pth")
     p.add_argument("dataset")
     p.add_argument("out", help="report folder")
-    p.add_argument("--params", help="params.yaml with an `evaluate` section")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier report in OUT")
-
-    def arguments() -> dict[str, Any]:
-        a = p.parse_args(argv)
-        return dict(generator=a.generator, dataset=a.dataset, out=a.out, params=a.params, overwrite=a.overwrite)
-
-    return run_flow_cli(arguments, evaluate_flow, done=lambda m: print(f"report: {m['out_dir']}/report.html"))
+    return run_flow_cli(lambda: vars(p.parse_args(argv)), evaluate_flow,
+                        done=lambda m: print(f"report: {m['out_dir']}/report.html"))
 
 
 if __name__ == "__main__":

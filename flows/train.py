@@ -13,8 +13,6 @@ the sample grids (``flows/train_progress.py``).
 
 from __future__ import annotations
 
-import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -23,14 +21,8 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import run_flow_cli
+from flows.common import artifact_key, flow_parser, run_flow_cli
 from flows.train_progress import PrefectTrainReporter, metrics_table
-
-
-def run_key(run_dir: str) -> str:
-    """An artifact key for a run folder (lowercase letters, digits, dashes): runs/My_Run -> train-my-run."""
-    name = re.sub(r"[^a-z0-9]+", "-", Path(run_dir).resolve().name.lower()).strip("-")
-    return f"train-{name or 'root'}"
 
 
 # No caching: the task writes DVC outputs, and DVC decides what is stale.
@@ -41,7 +33,7 @@ def train_task(config: dict[str, Any], dataset: str, run_dir: str, resume: bool,
     from pix2pix.training import TrainConfig, train
 
     cfg = TrainConfig.from_dict(config)
-    reporter = PrefectTrainReporter(cfg.total_epochs, key=run_key(run_dir), run_dir=run_dir)
+    reporter = PrefectTrainReporter(cfg.total_epochs, key=artifact_key("train", run_dir), run_dir=run_dir)
     callbacks: list[Any] = [reporter]
     if dvclive:
         from flows.dvclive_logger import DVCLiveCallback
@@ -83,7 +75,7 @@ def train(dataset: str, run_dir: str, params: str | None = None, preset: str | N
     """
     config = resolve_config(params, preset, overrides, dataset=dataset)
     metrics = train_task(config.to_dict(), dataset, run_dir, resume, on_mismatch, dvclive)
-    key = run_key(run_dir)
+    key = artifact_key("train", run_dir)
     create_table_artifact(metrics_table(metrics), key=f"{key}-metrics", description=f"final metrics of {run_dir}")
     samples = metrics.get("samples")
     create_markdown_artifact(
@@ -96,11 +88,9 @@ def train(dataset: str, run_dir: str, params: str | None = None, preset: str | N
 
 def main(argv: list[str] | None = None) -> int:
     """Run the flow once in this process; the exit code of `pix2pix.errors.EXIT_CODES_HELP`."""
-    p = argparse.ArgumentParser(prog="python -m flows.train", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = flow_parser("train", __doc__, params_section="train")
     p.add_argument("dataset")
     p.add_argument("run_dir")
-    p.add_argument("--params", help="params.yaml with a `train` section")
     p.add_argument("--preset", default=None, choices=["paper", "small"],
                    help="default: paper on CUDA, small on a CPU (the log says which)")
     p.add_argument("--fresh", action="store_true", help="do not resume from RUN_DIR")

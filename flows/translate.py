@@ -10,9 +10,7 @@ A rejected input fails nothing (the rest are written) but is listed and logged.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,13 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from flows.common import run_flow_cli
-
-
-def out_key(out: str) -> str:
-    """An artifact key for an output folder: out/My_Set -> translate-my-set."""
-    name = re.sub(r"[^a-z0-9]+", "-", Path(out).resolve().name.lower()).strip("-")
-    return f"translate-{name or 'root'}"
+from flows.common import artifact_key, flow_parser, run_flow_cli, stage_config
 
 
 @task(name="translate-images", cache_policy=NO_CACHE)
@@ -59,36 +51,30 @@ def translate_flow(model: str, inputs: list[str], out: str, params: str | None =
     .pth) into `out`. Settings: the params.yaml `translate` section (`params`) < `overrides` (any
     TranslateConfig key, e.g. {"eval_mode": "eval", "tile": 512})."""
     from pix2pix.inference import TranslateConfig
-    from pix2pix.params import make_config, stage_values
 
     if isinstance(inputs, str):
         inputs = [inputs]  # a single path given as a string parameter
-    config = make_config(TranslateConfig, stage_values(params, "translate", flags=overrides), "translate")
+    config = stage_config(TranslateConfig, "translate", params, overrides)
     result = translate_task(model, inputs, out, dataclasses.asdict(config), overwrite)
     logger = get_run_logger()
     for r in result["rejected"]:
         logger.warning("rejected %s: %s", r["input"], r["reason"])
     logger.info("%d image(s) translated, %d rejected: %s/translate.jsonl", result["count"],
                 len(result["rejected"]), result["out_dir"])
-    create_markdown_artifact(summary_markdown(result), key=out_key(out), description=f"translation into {out}")
+    create_markdown_artifact(summary_markdown(result), key=artifact_key("translate", out),
+                             description=f"translation into {out}")
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the flow once in this process; the exit code of `pix2pix.errors.EXIT_CODES_HELP`."""
-    p = argparse.ArgumentParser(prog="python -m flows.translate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = flow_parser("translate", __doc__, params_section="translate",
+                    overwrite="replace an earlier translation in OUT")
     p.add_argument("model", help="run folder, generator.pt or official .pth")
     p.add_argument("inputs", nargs="+", help="image files, folders or globs")
     p.add_argument("out", help="output folder")
-    p.add_argument("--params", help="params.yaml with a `translate` section")
-    p.add_argument("--overwrite", action="store_true", help="replace an earlier translation in OUT")
-
-    def arguments() -> dict[str, Any]:
-        a = p.parse_args(argv)
-        return dict(model=a.model, inputs=a.inputs, out=a.out, params=a.params, overwrite=a.overwrite)
-
-    return run_flow_cli(arguments, translate_flow, done=lambda r: print(f"{r['count']} image(s): {r['out_dir']}"))
+    return run_flow_cli(lambda: vars(p.parse_args(argv)), translate_flow,
+                        done=lambda r: print(f"{r['count']} image(s): {r['out_dir']}"))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ from PIL import Image
 from prefect_fixtures import prefect_harness  # noqa: F401 - session fixture, used by name below
 
 from flows import build_dataset as bd
+from flows.common import artifact_key
 from pix2pix.errors import ConfigError, SourceError
 from pix2pix.prepare.build import build_dataset
 from pix2pix.prepare.config import BuildConfig
@@ -179,8 +180,8 @@ def test_tasks_fn_in_chunks_write_the_same_dataset_as_the_library(tmp_path: Path
 
 
 def test_artifact_keys_and_dataset_card() -> None:
-    assert bd.artifact_key("data/My_Set v2") == "dataset-my-set-v2"
-    assert bd.artifact_key("data/facades/") == "dataset-facades"
+    assert artifact_key("dataset", "data/My_Set v2") == "dataset-my-set-v2"
+    assert artifact_key("dataset", "data/facades/") == "dataset-facades"
     summary = {"out": "data/x", "total": 5, "counts": {"train": 4, "val": 1, "test": 0}, "source_kind": "folder",
                "rejected": {"not an image": 2}, "seconds": 1.5, "near_duplicates": 1,
                "near_duplicates_across_splits": 1}

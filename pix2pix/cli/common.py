@@ -37,6 +37,14 @@ def add_config_flag(p: Any, flag: str, key: str, *aliases: str, **kwargs: Any) -
     p.add_argument(flag, *aliases, dest=f"{FLAG_PREFIX}{key}", default=argparse.SUPPRESS, **kwargs)
 
 
+def add_device_flags(p: Any) -> None:
+    """`--device` and `--threads`: where a command that runs a network runs it (train, evaluate,
+    translate; config keys `device`, `num_threads`), the same flags and help everywhere."""
+    add_config_flag(p, "--device", "device", help="auto (CUDA, else CPU; default) | cpu | cuda | cuda:N")
+    add_config_flag(p, "--threads", "num_threads", type=int, metavar="N",
+                    help="torch CPU threads (default: torch's choice)")
+
+
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:
     """The config values of the flags given on the command line (dest `cfg_<key>`)."""
     return {k[len(FLAG_PREFIX):]: v for k, v in vars(args).items() if k.startswith(FLAG_PREFIX)}

@@ -14,7 +14,13 @@ import argparse
 import sys
 from typing import Any
 
-from pix2pix.cli.common import add_config_flag, add_params_arguments, exit_codes_epilog, stage_values
+from pix2pix.cli.common import (
+    add_config_flag,
+    add_device_flags,
+    add_params_arguments,
+    exit_codes_epilog,
+    stage_values,
+)
 
 EXAMPLES = """\
 examples:
@@ -73,9 +79,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                     "official .pth, which does not store it), or AtoB / BtoA")
     add_config_flag(p, "--report-rows", "report_rows", type=int, metavar="N",
                     help="image rows shown in report.html, worst first (default 16; all are written to OUT/images)")
-    add_config_flag(p, "--device", "device", help="auto (CUDA, else CPU; default) | cpu | cuda | cuda:N")
-    add_config_flag(p, "--threads", "num_threads", type=int, metavar="N",
-                    help="torch CPU threads (default: torch's choice)")
+    add_device_flags(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT")
 

@@ -16,7 +16,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pix2pix.cli.common import add_config_flag, add_params_arguments, exit_codes_epilog, run_guarded, stage_values
+from pix2pix.cli.common import (
+    add_config_flag,
+    add_device_flags,
+    add_params_arguments,
+    exit_codes_epilog,
+    run_guarded,
+    stage_values,
+)
 
 EXAMPLES = """\
 examples:
@@ -65,8 +72,6 @@ _FLAGS: list[tuple[str, str, Any, str]] = [
     ("--eval-mode", "eval_mode", str,
      "G at validation/inference: train (dropout + batch stats, the paper; default) | eval"),
     ("--workers", "num_workers", int, "DataLoader worker processes (default 2)"),
-    ("--threads", "num_threads", int, "torch CPU threads (default: torch's choice)"),
-    ("--device", "device", str, "auto (CUDA, else CPU; default) | cpu | cuda | cuda:N"),
     ("--amp", "amp", str, "autocast: auto (CUDA: bf16, else fp16 + scaler; CPU: off) | bf16 | fp16 | off"),
     ("--adam", "adam", str, "fused (default, faster) | foreach (torch's default Adam, as the official code)"),
     ("--memory-format", "memory_format", str, "auto (channels_last on CUDA) | channels_last | contiguous"),
@@ -119,6 +124,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training config (override preset / params)")
     for flag, key, typ, text in _FLAGS:
         add_config_flag(g, flag, key, *_ALIASES.get(flag, ()), type=typ, help=text)
+    add_device_flags(g)
     for flag, key, value, text in _SWITCHES:
         add_config_flag(g, flag, key, action="store_const", const=value, help=text)
 

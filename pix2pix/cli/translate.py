@@ -13,7 +13,14 @@ import argparse
 import sys
 from typing import Any
 
-from pix2pix.cli.common import add_config_flag, add_params_arguments, config_from, exit_codes_epilog, stage_values
+from pix2pix.cli.common import (
+    add_config_flag,
+    add_device_flags,
+    add_params_arguments,
+    config_from,
+    exit_codes_epilog,
+    stage_values,
+)
 
 MODEL_HELP = ("a `pix2pix train` run folder, a generator.pt / checkpoint file, or an official "
               "pix2pix latest_net_G.pth (architecture read from its tensors; see --netG/--norm)")
@@ -81,11 +88,9 @@ def add_inference_parsers(sub: Any) -> None:
     add_config_flag(p, "--max-pixels", "max_pixels", type=int, metavar="N",
                     help="reject larger inputs (default 50000000)")
     add_config_flag(p, "--seed", "seed", type=int, help="seed of test-time dropout in train mode (default 0)")
-    add_config_flag(p, "--device", "device", help="auto (CUDA, else CPU; default) | cpu | cuda | cuda:N")
+    add_device_flags(p)
     add_config_flag(p, "--precision", "precision", choices=["auto", "fp32", "bf16"],
                     help="auto: bf16 autocast on CUDA, fp32 on CPU (default)")
-    add_config_flag(p, "--threads", "num_threads", type=int, metavar="N",
-                    help="torch CPU threads (default: torch's choice)")
     add_config_flag(p, "--io-threads", "io_threads", type=int, metavar="N",
                     help="threads decoding and writing files beside the forward passes (default 2)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty DIR")

@@ -4,7 +4,10 @@
 
 Pairs are cut from scikit-image's sample photos (A = grayscale, B = colour; JPEG q95, as
 ``pix2pix build`` writes). Measured: one process reading items directly (decode + split +
-resize 286 + crop 256 + mirror + CHW uint8), the same from the in-memory cache (no decode),
+resize 286 + crop 256 + mirror + CHW uint8); side by side in the same run, the same items with
+Pillow's ``Image.resize`` doing the resize (the earlier implementation; same pixels) and the
+official ``AlignedDataset.__getitem__`` method (PIL open, crop halves, resize, crop, flip,
+ToTensor, Normalize: tests/reference/official_method.py); then the in-memory cache (no decode)
 and DataLoader throughput with 1 and 2 workers (batch 1). The target is ≥ 400 img/s per worker.
 The [−1, 1] conversion happens on the training device, not here. Prints the device it would
 train on; runs unchanged on CUDA.
@@ -52,6 +55,32 @@ def make_pairs(root: Path, n: int) -> Path:
     return root
 
 
+def pillow_resize(img, size, x=0, y=0, crop=None):
+    """The earlier jitter resize: Pillow's whole ``Image.resize``, then the window."""
+    from PIL import Image
+
+    crop = size if crop is None else crop
+    out = np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((size, size), Image.BICUBIC))
+    return out[y:y + crop, x:x + crop]
+
+
+def official_rate(root: Path, passes: int) -> float:
+    import random
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "reference"))
+    from official_method import official_item
+
+    paths = sorted(str(p) for p in (root / "train").glob("*.jpg"))
+    random.seed(0)
+    official_item(paths[0])
+    t0 = time.perf_counter()
+    for _ in range(passes):
+        for p in paths:
+            official_item(p)
+    return passes * len(paths) / (time.perf_counter() - t0)
+
+
 def direct_rate(ds: PairDataset, passes: int) -> float:
     n = len(ds)
     ds[(0, 0)]
@@ -96,7 +125,26 @@ def main() -> None:
         root = make_pairs(Path(tmp), a.images)
         disk = PairDataset(root, "train", load_size=286, crop_size=256, in_memory_mb=0)
         mem = PairDataset(root, "train", load_size=286, crop_size=256, in_memory_mb=1024)
-        rows.append(("1 process, from disk (decode + jitter)", 1, direct_rate(disk, a.passes)))
+        import pix2pix.training.data as data_module
+
+        def with_pillow(passes: int) -> float:
+            fast = data_module.resize_bicubic
+            data_module.resize_bicubic = pillow_resize
+            try:
+                return direct_rate(disk, passes)
+            finally:
+                data_module.resize_bicubic = fast
+
+        # round-robin, best pass of each: all three see the same machine load
+        best = {"ours": 0.0, "pillow": 0.0, "official": 0.0}
+        for _ in range(a.passes):
+            best["ours"] = max(best["ours"], direct_rate(disk, 1))
+            best["pillow"] = max(best["pillow"], with_pillow(1))
+            best["official"] = max(best["official"], official_rate(root, 1))
+        ours, pil, official = best["ours"], best["pillow"], best["official"]
+        rows.append(("1 process, from disk (decode + jitter)", 1, ours))
+        rows.append(("  same, Pillow Image.resize (earlier)", 1, pil))
+        rows.append(("  official AlignedDataset item (PIL)", 1, official))
         rows.append(("1 process, in memory (jitter only)", 1, direct_rate(mem, a.passes)))
         for workers in (1, 2):
             rows.append((f"DataLoader, {workers} worker(s), from disk", workers,
@@ -105,6 +153,8 @@ def main() -> None:
     print(f"|{'-' * 44}|{'-' * 9}|{'-' * 18}|")
     for name, workers, rate in rows:
         print(f"| {name:<42} | {rate:7.0f} | {rate / workers:16.0f} |")
+    print(f"\nfrom disk, one process: ours / Pillow resize = {ours / pil:.2f}x, "
+          f"ours / official item = {ours / official:.2f}x (same run, best of round-robin passes)")
 
 
 if __name__ == "__main__":

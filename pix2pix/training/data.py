@@ -27,7 +27,6 @@ from typing import Any
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset, Sampler
 
 from pix2pix.dataset import (  # noqa: F401 - re-exported: the training API names them
@@ -38,6 +37,7 @@ from pix2pix.dataset import (  # noqa: F401 - re-exported: the training API name
     read_manifest,
     split_ab,
 )
+from pix2pix.resample import resize_bicubic
 
 # --------------------------------------------------------------------------- value range
 
@@ -80,15 +80,16 @@ def jitter_params(rng: np.random.Generator, load_size: int, crop_size: int, flip
 def resize(img: np.ndarray, size: int) -> np.ndarray:
     """Square resize of an (H, W, 3) uint8 image with Pillow's bicubic, as the official loader
     does (``Image.resize(..., Image.BICUBIC)``: a = −0.5, antialiased when shrinking): the
-    same pixels bit for bit. A no-op at the same size."""
-    if img.shape[0] == size and img.shape[1] == size:
-        return img
-    return np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((size, size), Image.BICUBIC))
+    same pixels bit for bit (``pix2pix.resample``). A no-op at the same size."""
+    return resize_bicubic(img, size)
 
 
 def apply_jitter(img: np.ndarray, load_size: int, crop_size: int, j: Jitter) -> np.ndarray:
-    """Resize to ``load_size``, crop ``crop_size`` at (j.x, j.y), mirror if ``j.flip``."""
-    out = resize(img, load_size)[j.y : j.y + crop_size, j.x : j.x + crop_size]
+    """Resize to ``load_size``, crop ``crop_size`` at (j.x, j.y), mirror if ``j.flip``.
+
+    Only the crop window of the resized image is computed; its pixels are those of the whole
+    resize (``pix2pix.resample.resize_bicubic``)."""
+    out = resize_bicubic(img, load_size, j.x, j.y, crop_size)
     return out[:, ::-1] if j.flip else out
 
 

@@ -258,9 +258,19 @@ def _decode_plain_jpeg(data: bytes, max_pixels: int, min_size: tuple[int, int] |
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if arr is None or arr.shape[:2] != (-(-h // scale), -(-w // scale)):
         return None
-    if jpeg_may_end_early(data, arr):
-        return None  # maybe cut short and closed with FF D9: `load_rgb` checks it
+    if jpeg_may_end_early(data, arr) and _cv2_ends_early(data, arr, flags):
+        return None  # cut short and closed with FF D9: `load_rgb` finds it again and says so
     return arr
+
+
+def _cv2_ends_early(data: bytes, first: np.ndarray, flags: int) -> bool:
+    """`_jpeg_ends_early`'s filler test with OpenCV's decoder: one more decode of the same kind
+    instead of two Pillow decodes (progressive files and flat last rows take this path)."""
+    import cv2
+
+    body = data.rstrip(b"\0\r\n\t ")
+    again = cv2.imdecode(np.frombuffer(body[:-2] + _FILLER + b"\xff\xd9", np.uint8), flags)
+    return again is None or again.shape != first.shape or not np.array_equal(first, again)
 
 
 def decode_rgb(

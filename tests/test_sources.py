@@ -411,6 +411,23 @@ def test_jpeg_whose_data_ends_early_is_rejected_not_grey(photos, progressive: bo
             load_rgb(data[: int(len(data) * fraction)], min_size=min_size)  # cut without a marker
 
 
+@pytest.mark.parametrize("progressive", [False, True])
+def test_fast_decoder_checks_flat_and_progressive_jpegs_itself(photos, progressive: bool) -> None:
+    # decode_rgb's OpenCV path re-checks a possibly cut file with OpenCV: a complete file with a
+    # flat last row keeps its pixels (equal to Pillow's), a cut-and-closed one is still refused.
+    from pix2pix.errors import ImageRejected
+    from pix2pix.imageio import decode_rgb, load_rgb
+
+    boxed = photos["coffee"].copy()
+    boxed[-80:] = 0
+    data = _jpeg(boxed, progressive)
+    assert np.array_equal(decode_rgb(data), load_rgb(data))
+    for fraction in (0.3, 0.6):
+        with pytest.raises(ImageRejected, match="truncated JPEG") as exc:
+            decode_rgb(data[: int(len(data) * fraction)] + b"\xff\xd9")
+        assert exc.value.kind == "truncated"
+
+
 def test_complete_jpegs_with_flat_edges_are_still_accepted(photos) -> None:
     from pix2pix.imageio import load_rgb
 

@@ -26,7 +26,7 @@ from pix2pix.atomic import claim, publish, release, sibling
 from pix2pix.errors import ConfigError, NothingUsableError, SourceError
 from pix2pix.prepare.archive import extract_archive, is_archive
 from pix2pix.prepare.config import SPLITS, BuildConfig
-from pix2pix.prepare.pairs import process_items
+from pix2pix.prepare.pairs import process_items, warm_pool
 from pix2pix.prepare.scan import Item, scan_source
 from pix2pix.prepare.splits import dedup_key, group_splits, near_duplicate_groups, split_for, split_key
 
@@ -251,6 +251,8 @@ def _cleanup(plan: BuildPlan) -> None:
 def build_dataset(config: BuildConfig, *, extra_rejected: Sequence[dict] = ()) -> BuildSummary:
     """Build a whole dataset from `config` (plan → process → finalize); the library entry point."""
     started = time.perf_counter()
+    if config.workers > 1:
+        warm_pool()  # the workers' parent process starts while the source is scanned
     plan = plan_build(config)
     stream = process_items(config, plan.root, plan.staging, plan.items, workers=config.workers,
                            progress=config.progress)

@@ -243,7 +243,28 @@ def _init_worker(cfg: BuildConfig, root: str, staging: str) -> None:
     import cv2
 
     cv2.setNumThreads(1)  # one process per core already; OpenCV threads would oversubscribe
+    _keep_freed_memory()
     _WORKER.update(cfg=cfg, root=Path(root), staging=Path(staging))
+
+
+def _keep_freed_memory() -> None:
+    """Let this worker's glibc reuse freed image buffers instead of handing them back to the OS.
+
+    Every pair allocates a few 0.2-1 MB arrays; by default glibc maps and unmaps each one (or
+    trims the heap after it), so every image pays for fresh zeroed pages: measured here, a third
+    of the build's CPU time was kernel time, ≈ 0.4 ms per pair. The workers' peak memory is
+    unchanged (the same buffers, reused). Elsewhere than glibc this does nothing.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3  # glibc's mallopt parameters
+        for param, value in ((m_trim_threshold, 256 << 20), (m_top_pad, 16 << 20), (m_mmap_threshold, 32 << 20)):
+            libc.mallopt(param, value)
+    except (OSError, AttributeError):
+        pass
 
 
 def _work(job: tuple[Item, str]) -> dict:
@@ -285,6 +306,18 @@ def _pool_context() -> multiprocessing.context.BaseContext:
         ctx.set_forkserver_preload(["pix2pix.prepare.pairs"])
         return ctx
     return multiprocessing.get_context("spawn")
+
+
+def warm_pool() -> None:
+    """Start the fork server (a fresh interpreter importing this module, ~0.2 s) in the
+    background, so that a build's worker pool is ready when planning ends. Idempotent."""
+    ctx = _pool_context()
+    if ctx.get_start_method() == "forkserver":
+        import multiprocessing.forkserver
+        import threading
+
+        threading.Thread(target=multiprocessing.forkserver.ensure_running, daemon=True,
+                         name="forkserver-warm-up").start()
 
 
 class _NoProgress:

@@ -9,6 +9,8 @@ inside the flow run.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
 import re
 import sys
@@ -60,6 +62,30 @@ def failed_state_exit(state: Any) -> int:
     return EXIT_FAILED
 
 
+class _ExpectedErrorFilter(logging.Filter):
+    """Drop the traceback Prefect logs for the project's own errors (a bad input or output:
+    the command prints their one `error:` line itself); any other exception keeps it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, Pix2PixError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+@contextlib.contextmanager
+def _no_traceback_for_expected_errors():
+    loggers = [logging.getLogger(name) for name in ("prefect.flow_runs", "prefect.task_runs")]
+    flt = _ExpectedErrorFilter()
+    for logger in loggers:
+        logger.addFilter(flt)
+    try:
+        yield
+    finally:
+        for logger in loggers:
+            logger.removeFilter(flt)
+
+
 def run_flow_cli(arguments: Callable[[], dict[str, Any]], flow: Any,
                  done: Callable[[Any], None] | None = None) -> int:
     """Run `flow(**arguments())` once in this process and return the command's exit code.
@@ -78,7 +104,7 @@ def run_flow_cli(arguments: Callable[[], dict[str, Any]], flow: Any,
     timeout = {} if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ else {
         PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: EPHEMERAL_STARTUP_TIMEOUT_S}
     try:
-        with temporary_settings(updates=timeout):
+        with temporary_settings(updates=timeout), _no_traceback_for_expected_errors():
             state = flow(**kwargs, return_state=True)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -258,19 +258,23 @@ def _decode_plain_jpeg(data: bytes, max_pixels: int, min_size: tuple[int, int] |
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if arr is None or arr.shape[:2] != (-(-h // scale), -(-w // scale)):
         return None
-    if jpeg_may_end_early(data, arr) and _cv2_ends_early(data, arr, flags):
-        return None  # cut short and closed with FF D9: `load_rgb` finds it again and says so
+    if jpeg_may_end_early(data, arr) and _filler_changes(data, arr, min_size):
+        return None  # cut short and closed with FF D9 (or decoders disagree): `load_rgb` decides
     return arr
 
 
-def _cv2_ends_early(data: bytes, first: np.ndarray, flags: int) -> bool:
-    """`_jpeg_ends_early`'s filler test with OpenCV's decoder: one more decode of the same kind
-    instead of two Pillow decodes (progressive files and flat last rows take this path)."""
-    import cv2
-
-    body = data.rstrip(b"\0\r\n\t ")
-    again = cv2.imdecode(np.frombuffer(body[:-2] + _FILLER + b"\xff\xd9", np.uint8), flags)
-    return again is None or again.shape != first.shape or not np.array_equal(first, again)
+def _filler_changes(data: bytes, first: np.ndarray, min_size: tuple[int, int] | None) -> bool:
+    """`_jpeg_ends_early`'s filler test against OpenCV's decode: one Pillow decode instead of
+    two (progressive files and flat last rows take this path). Pillow, not OpenCV, decodes the
+    filler version: libjpeg's warning about the extra bytes is silent in Pillow, printed by OpenCV."""
+    try:
+        again = Image.open(io.BytesIO(data[:-2] + _FILLER + b"\xff\xd9"))
+        if min_size is not None:
+            again.draft("RGB", min_size)
+        second = np.asarray(again.convert("RGB"))
+    except (OSError, ValueError, SyntaxError):
+        return True
+    return second.shape != first.shape or not np.array_equal(first, second)
 
 
 def decode_rgb(

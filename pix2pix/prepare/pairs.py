@@ -243,11 +243,11 @@ def _init_worker(cfg: BuildConfig, root: str, staging: str) -> None:
     import cv2
 
     cv2.setNumThreads(1)  # one process per core already; OpenCV threads would oversubscribe
-    _keep_freed_memory()
+    keep_freed_memory()
     _WORKER.update(cfg=cfg, root=Path(root), staging=Path(staging))
 
 
-def _keep_freed_memory() -> None:
+def keep_freed_memory() -> None:
     """Let this worker's glibc reuse freed image buffers instead of handing them back to the OS.
 
     Every pair allocates a few 0.2-1 MB arrays; by default glibc maps and unmaps each one (or

@@ -191,6 +191,26 @@ def test_in_memory_and_from_disk_give_the_same_items(tmp_path):
     assert mem.in_memory and not disk.in_memory
     for key in [(0, 0), (1, 1)]:
         assert all(torch.equal(p, q) for p, q in zip(mem[key], disk[key], strict=True))
+    # the cache holds the resized halves: every epoch's crop and mirror, both directions, and the
+    # jitter-free (validation) view equal reading from disk
+    flips = set()
+    for direction in ("AtoB", "BtoA"):
+        for jitter in (True, False):
+            kw = {"load_size": 72, "crop_size": 64, "direction": direction, "train": jitter, "seed": 3}
+            mem = PairDataset(root, "train", in_memory_mb=10, **kw)
+            disk = PairDataset(root, "train", in_memory_mb=0, **kw)
+            for epoch in range(6):
+                for i in range(2):
+                    a, b = mem[(epoch, i)], disk[(epoch, i)]
+                    assert a[0].shape == (3, 64, 64)
+                    assert all(torch.equal(p, q) for p, q in zip(a, b, strict=True)), (direction, jitter, epoch, i)
+                    if jitter:
+                        flips.add(jitter_params(np.random.default_rng((3, epoch, i)), 72, 64, True).flip)
+    assert flips == {True, False}
+    # the budget counts the resized halves (2 × 72² × 3 B per pair at load_size 72), not the file
+    per_pair = 2 * 72 * 72 * 3
+    assert not PairDataset(root, "train", load_size=72, crop_size=64, in_memory_mb=(2 * per_pair - 1) / 2**20).in_memory
+    assert PairDataset(root, "train", load_size=72, crop_size=64, in_memory_mb=2 * per_pair / 2**20).in_memory
 
 
 def test_sampler_shards_and_resumes():

@@ -101,8 +101,11 @@ class PairDataset(Dataset):
 
     Items are addressed by ``(epoch, index)`` (see ``EpochSampler``) so the jitter of a sample
     is a pure function of (seed, epoch, index). ``train=False`` (validation) turns jitter off:
-    each half is resized straight to ``crop_size``. Pairs whose decoded size fits in
-    ``in_memory_mb`` are decoded once and held as uint8.
+    each half is resized straight to ``crop_size``. When the split fits in ``in_memory_mb``
+    (counted at the resized size: 2 halves of ``load_size``² × 3 bytes per pair, ``crop_size``
+    without jitter), each pair is decoded and resized once and held as uint8: an item is then
+    only a crop and a mirror of it (the resize does not depend on the epoch; the same pixels as
+    from disk).
     """
 
     def __init__(
@@ -127,11 +130,10 @@ class PairDataset(Dataset):
         for rec in self.records:
             if not (self.root / rec["path"]).is_file():
                 raise DatasetError(f"{self.root / rec['path']}: listed in the manifest, missing")
-        self._cache: list[np.ndarray] | None = None
-        if self.records and in_memory_mb > 0:
-            w, h = self.records[0].get("size", (2 * crop_size, crop_size))
-            if len(self.records) * w * h * 3 <= in_memory_mb * 2**20:
-                self._cache = [self._read(i) for i in range(len(self.records))]
+        self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
+        side = load_size if train else crop_size
+        if self.records and in_memory_mb > 0 and len(self.records) * 2 * side * side * 3 <= in_memory_mb * 2**20:
+            self._cache = [self._resized(i, side) for i in range(len(self.records))]
 
     @property
     def in_memory(self) -> bool:
@@ -146,19 +148,27 @@ class PairDataset(Dataset):
     def _read(self, i: int) -> np.ndarray:
         return read_ab(self.root / self.records[i]["path"])
 
+    def _resized(self, i: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+        x, y = split_pair(self._read(i), self.direction)
+        return np.ascontiguousarray(resize(x, side)), np.ascontiguousarray(resize(y, side))
+
     def __getitem__(self, key: tuple[int, int] | int) -> tuple[torch.Tensor, torch.Tensor]:
         epoch, i = key if isinstance(key, tuple) else (0, key)
-        ab = self._cache[i] if self._cache is not None else self._read(i)
-        x, y = split_pair(ab, self.direction)
-        if self.train:
-            j = jitter_params(
-                np.random.default_rng((self.seed, epoch, i)), self.load_size, self.crop_size,
-                self.flip,
-            )
+        if not self.train:
+            x, y = self._cache[i] if self._cache is not None else self._resized(i, self.crop_size)
+            return _chw(x), _chw(y)
+        j = jitter_params(
+            np.random.default_rng((self.seed, epoch, i)), self.load_size, self.crop_size, self.flip,
+        )
+        if self._cache is not None:  # resized once: the jitter is a window of it
+            c = self.crop_size
+            x, y = (h[j.y : j.y + c, j.x : j.x + c] for h in self._cache[i])
+            if j.flip:
+                x, y = x[:, ::-1], y[:, ::-1]
+        else:
+            x, y = split_pair(self._read(i), self.direction)
             x = apply_jitter(x, self.load_size, self.crop_size, j)
             y = apply_jitter(y, self.load_size, self.crop_size, j)
-        else:
-            x, y = resize(x, self.crop_size), resize(y, self.crop_size)
         return _chw(x), _chw(y)
 
 

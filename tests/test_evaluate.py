@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
@@ -219,6 +220,31 @@ def test_cli(run_dir, ds, tmp_path, capsys):
     assert cli_main(args) == 2  # OUT exists: a usage error (see --overwrite)
     assert "--overwrite" in capsys.readouterr().err
     assert cli_main([*args, "--split", "val", "--overwrite"]) == 0
+
+
+def test_eval_mode_model_and_its_old_name_checkpoint(run_dir, ds, tmp_path):
+    """`model` (as stored with the generator) is the one name evaluate and translate share; the
+    old `checkpoint` of evaluate still works, flag or params.yaml, with a FutureWarning."""
+    stored = json.loads((run_dir / "config.json").read_text())["eval_mode"]
+    assert EvalConfig().eval_mode == "model"
+    with pytest.warns(FutureWarning, match="eval_mode 'checkpoint' is now 'model'"):
+        assert EvalConfig(eval_mode="checkpoint").eval_mode == "model"
+    base = [str(run_dir), str(ds)]
+    fast = ["--max-images", "1", "--threads", "1", "--no-progress"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # the new name: no warning
+        assert cli_main([*base, str(tmp_path / "new"), "--eval-mode", "model", *fast]) == 0
+    with pytest.warns(FutureWarning, match="'checkpoint' is now 'model'"):
+        assert cli_main([*base, str(tmp_path / "flag"), "--eval-mode", "checkpoint", *fast]) == 0
+    params = tmp_path / "params.yaml"
+    params.write_text("evaluate:\n  eval_mode: checkpoint\n")  # a params.yaml from before the rename
+    with pytest.warns(FutureWarning, match="'checkpoint' is now 'model'"):
+        assert cli_main([*base, str(tmp_path / "params"), "--params", str(params), *fast]) == 0
+    for name in ("new", "flag", "params"):
+        m = json.loads((tmp_path / name / "metrics.json").read_text())
+        assert (m["eval_mode"], m["eval_mode_source"], m["config"]["eval_mode"]) == (stored, "checkpoint", "model")
+    assert json.loads((tmp_path / "new" / "scores.json").read_text()) == \
+        json.loads((tmp_path / "flag" / "scores.json").read_text())
 
 
 # --------------------------------------------------------------------------- baselines, holes, the report

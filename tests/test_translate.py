@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -200,6 +201,24 @@ def test_train_mode_is_seeded_per_input(photos, model, tmp_path):
     same, other = read(tmp_path / "a" / "chelsea.png"), read(tmp_path / "b" / "chelsea.png")
     assert np.array_equal(same, other)  # independent of the other inputs of the run
     assert not np.array_equal(same, read(tmp_path / "c" / "chelsea.png"))  # the seed matters
+
+
+def test_eval_mode_names_are_evaluates(photos, model, tmp_path, capsys):
+    """`--eval-mode model` (what the model stores: train for an official file) as in evaluate;
+    evaluate's old name `checkpoint` means the same here, with a FutureWarning."""
+    save(tmp_path / "in" / "a.png", photo(photos, 256, 256))
+    run = ["translate", str(model), str(tmp_path / "in"), "--threads", "2", "--no-progress", "--out"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        assert cli_main([*run, str(tmp_path / "new"), "--eval-mode", "model"]) == 0
+    with pytest.warns(FutureWarning, match="eval_mode 'checkpoint' is now 'model'"):
+        assert cli_main([*run, str(tmp_path / "old"), "--eval-mode", "checkpoint"]) == 0
+    with pytest.warns(FutureWarning, match="'checkpoint' is now 'model'"):
+        assert TranslateConfig(eval_mode="checkpoint").eval_mode == "model"
+    assert [r["eval_mode"] for r in records(tmp_path / "new") + records(tmp_path / "old")] == ["train", "train"]
+    assert np.array_equal(read(tmp_path / "new" / "a.png"), read(tmp_path / "old" / "a.png"))
+    assert cli_main([*run, str(tmp_path / "bad"), "--eval-mode", "sideways"]) == 2
+    assert "error: eval_mode: expected one of model, train, eval, got 'sideways'" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- files and names

@@ -45,6 +45,16 @@ def add_device_flags(p: Any) -> None:
                     help="torch CPU threads (default: torch's choice)")
 
 
+def add_eval_mode_flag(p: Any) -> None:
+    """`--eval-mode` (config key `eval_mode`) of evaluate and translate: the same values and help.
+    Checked by the config (`pix2pix.runtime.check_eval_mode`, like `--device`): a bad value is one
+    `error:` line, and the old `checkpoint` still works with a FutureWarning naming `model`."""
+    add_config_flag(p, "--eval-mode", "eval_mode", metavar="{model,train,eval}",
+                    help="model: as stored with the model (default; an official .pth: train, as the official "
+                    "test.py); train: dropout on + batch statistics, seeded (the paper); eval: dropout off "
+                    "+ running statistics (deterministic). 'checkpoint', the old name of model, still works")
+
+
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:
     """The config values of the flags given on the command line (dest `cfg_<key>`)."""
     return {k[len(FLAG_PREFIX):]: v for k, v in vars(args).items() if k.startswith(FLAG_PREFIX)}

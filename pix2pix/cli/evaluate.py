@@ -17,6 +17,7 @@ from typing import Any
 from pix2pix.cli.common import (
     add_config_flag,
     add_device_flags,
+    add_eval_mode_flag,
     add_params_arguments,
     exit_codes_epilog,
     stage_values,
@@ -66,9 +67,7 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     add_params_arguments(p, "evaluate")
     # EvalConfig keys: a flag overrides --params only when given; the defaults live in EvalConfig.
     add_config_flag(p, "--split", "split", help="split to evaluate (default: test)")
-    add_config_flag(p, "--eval-mode", "eval_mode", choices=["checkpoint", "train", "eval"],
-                    help="checkpoint: as stored in the generator file (default); train: dropout on + "
-                    "batch statistics (the paper); eval: dropout off + running statistics")
+    add_eval_mode_flag(p)
     add_config_flag(p, "--max-images", "max_images", type=int, metavar="N",
                     help="only the first N images of the split (default 0: all)")
     add_config_flag(p, "--batch-size", "batch_size", type=int, metavar="N",

@@ -16,6 +16,7 @@ from typing import Any
 from pix2pix.cli.common import (
     add_config_flag,
     add_device_flags,
+    add_eval_mode_flag,
     add_params_arguments,
     config_from,
     exit_codes_epilog,
@@ -74,10 +75,7 @@ def add_inference_parsers(sub: Any) -> None:
     p.add_argument("inputs", metavar="INPUT", nargs="+", help="image file, folder (recursive) or glob")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (refused if not empty, see --overwrite)")
     add_params_arguments(p, "translate")
-    add_config_flag(p, "--eval-mode", "eval_mode", choices=["model", "train", "eval"],
-                    help="model: as stored with the model (default; official .pth: train, as the official "
-                    "test.py); train: dropout on + per-image statistics, seeded (the paper); eval: "
-                    "dropout off + running statistics (deterministic, batched)")
+    add_eval_mode_flag(p)
     add_config_flag(p, "--fit", "fit", action="store_true",
                     help="resize to the training size (bicubic) and write that size, as the official test.py")
     add_config_flag(p, "--tile", "tile", type=int, metavar="PX",

@@ -2,7 +2,7 @@
 
     from pix2pix.evaluation.evaluate import EvalConfig, evaluate
     result = evaluate("runs/facades/generator.pt", "data/facades", "runs/facades/eval-test",
-                      EvalConfig(split="test", eval_mode="checkpoint"))
+                      EvalConfig(split="test", eval_mode="model"))
     print(result.metrics["PSNR"], result.metrics["baselines"]["identity"]["PSNR"])
 
 records (manifest) → model (``pix2pix.models.io``) → outputs (the inference engine of
@@ -23,8 +23,9 @@ report (``report.py``). Output folder (written to a hidden sibling, renamed into
     OUT/report.html       self-contained report; image rows worst first by the model's L1
 
 ``eval_mode`` is the paper's test-time choice made explicit: ``train`` runs G as in training
-(dropout on, BatchNorm on the batch's statistics), ``eval`` switches both off, ``checkpoint``
-uses what the generator file stores. Test-time dropout draws from a generator seeded with
+(dropout on, BatchNorm on the batch's statistics), ``eval`` switches both off, ``model``
+uses what the generator file stores (``checkpoint``, its old name, still works with a
+``FutureWarning``). Test-time dropout draws from a generator seeded with
 ``EvalConfig.seed``, so a report is reproducible in either mode.
 """
 
@@ -59,9 +60,8 @@ from pix2pix.evaluation.metrics import (
 )
 from pix2pix.evaluation.report import plot_psnr_histogram, plot_training_curves, render_report
 from pix2pix.paths import safe_join
-from pix2pix.runtime import check_device_name
+from pix2pix.runtime import check_device_name, check_eval_mode
 
-EVAL_MODES = ("checkpoint", "train", "eval")
 # The manifest's `op` → the task the report names.
 TASKS = {"inpaint": "inpaint", "edges": "edges", "grayscale": "grayscale", "pair": "pairs", "ab": "pairs"}
 
@@ -79,7 +79,7 @@ class EvalConfig:
     """What to evaluate and how. Validated on construction (errors name the key)."""
 
     split: str = "test"
-    eval_mode: str = "checkpoint"  # checkpoint | train | eval
+    eval_mode: str = "model"  # model (as stored with the generator) | train | eval
     batch_size: int = 1  # in "train" mode BatchNorm uses batch statistics: >1 changes outputs
     device: str = "auto"  # auto (CUDA if available, else CPU) | cpu | cuda | cuda:N
     max_images: int = 0  # 0 = the whole split, else the first N in manifest order
@@ -89,8 +89,8 @@ class EvalConfig:
     direction: str = "model"  # model (as trained; AtoB for an official .pth) | AtoB | BtoA
 
     def __post_init__(self) -> None:
-        if self.eval_mode not in EVAL_MODES:
-            raise ConfigError(f"eval_mode: expected one of {', '.join(EVAL_MODES)}, got {self.eval_mode!r}")
+        # frozen: the old name is replaced by the new one once, here (stacklevel: the caller of EvalConfig)
+        object.__setattr__(self, "eval_mode", check_eval_mode(self.eval_mode, stacklevel=3))
         if not self.split or not isinstance(self.split, str):
             raise ConfigError(f"split: expected a split name such as 'test', got {self.split!r}")
         for key in ("batch_size",):
@@ -285,7 +285,7 @@ def _evaluate(gen_path: Path, dataset_dir: Path, out: Path, config: EvalConfig, 
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     loaded = load_generator_file(gen_path, map_location=device)  # ours or an official .pth
-    mode = loaded.eval_mode if config.eval_mode == "checkpoint" else config.eval_mode
+    mode = loaded.eval_mode if config.eval_mode == "model" else config.eval_mode
     # An official state dict stores no direction: it maps the dataset's A to B unless told.
     size = _run_size(dataset_dir, loaded)
     direction = config.direction if config.direction != "model" else (loaded.direction or "AtoB")
@@ -315,7 +315,9 @@ def _evaluate(gen_path: Path, dataset_dir: Path, out: Path, config: EvalConfig, 
             "count": n,
             "split": config.split,
             "eval_mode": mode,
-            "eval_mode_source": "checkpoint" if config.eval_mode == "checkpoint" else "config",
+            # where the mode came from: the generator file or the config (a recorded field that
+            # report.py reads; its values predate the rename of eval_mode's `model`)
+            "eval_mode_source": "checkpoint" if config.eval_mode == "model" else "config",
             **{k: model[k] for k in METRIC_KEYS},
             "PSNR_cap": PSNR_CAP,
             "hist_intersection": model["hist_intersection"],

@@ -49,9 +49,8 @@ from pix2pix.atomic import claim, publish, release, sibling
 from pix2pix.errors import ConfigError, ImageRejected, NothingUsableError, Pix2PixError
 from pix2pix.inference.inputs import Job, collect_inputs, input_root
 from pix2pix.inference.tiling import blend_window, pad_to_multiple, tile_starts, tile_stride
-from pix2pix.runtime import check_device_name
+from pix2pix.runtime import check_device_name, check_eval_mode
 
-EVAL_MODES = ("model", "train", "eval")
 PRECISIONS = ("auto", "fp32", "bf16")
 DEFAULT_TILE = 1024
 DEFAULT_MAX_PIXELS = 50_000_000  # ~ 8700×5800; the blend buffers alone are 16 bytes a pixel
@@ -74,8 +73,8 @@ class TranslateConfig:
     io_threads: int = 2  # threads decoding and encoding files beside the forward passes
 
     def __post_init__(self) -> None:
-        if self.eval_mode not in EVAL_MODES:
-            raise ConfigError(f"eval_mode: expected one of {', '.join(EVAL_MODES)}, got {self.eval_mode!r}")
+        # frozen: an old name (evaluate's ``checkpoint``) is replaced by the new one once, here
+        object.__setattr__(self, "eval_mode", check_eval_mode(self.eval_mode, stacklevel=3))
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision: expected one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         for key, low in (("batch_size", 1), ("max_pixels", 1), ("io_threads", 1), ("tile", 0),

@@ -39,6 +39,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.annotations import unmapped
 
 from flows.common import artifact_key, flow_parser, run_flow_cli
+from pix2pix.dataset import REJECTED
 from pix2pix.errors import ConfigError
 from pix2pix.params import stage_values
 from pix2pix.prepare import chunked
@@ -208,7 +209,7 @@ def build_dataset_flow(
         config.to_dict(), resolved.extra_rejected, chunk_size, str(progress_id),
         in_process=bool(dask_address or use_dask_local))
 
-    log_rejections(Path(out) / "rejected.jsonl")
+    log_rejections(Path(out) / REJECTED)
     create_markdown_artifact(dataset_card(summary, resolved), key=f"{key}-card",
                              description=f"dataset card of {out}")
     rows = [{"split": s, "pairs": n} for s, n in summary["counts"].items()]

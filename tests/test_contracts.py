@@ -273,3 +273,24 @@ def test_stage_code_follows_function_level_imports() -> None:
             "pix2pix/cli/__init__.py", "pix2pix/models/unet.py"} <= train
     assert "pix2pix/prepare/build.py" not in train  # another command's run function
     assert "pix2pix/prepare/samples.py" in _stage_code("samples")
+
+
+def test_dataset_file_names_are_spelled_only_by_the_contract_module() -> None:
+    """`pix2pix/dataset.py` owns the dataset's files: their names (`dataset.MANIFEST`, ...) and
+    readers (`read_manifest`, `read_meta`, `read_jsonl`). A module spelling a name itself is how a
+    second reader with its own rules starts (evaluate once parsed dataset.json on its own)."""
+    from pix2pix import dataset
+
+    names = {dataset.MANIFEST, dataset.DATASET_JSON, dataset.REJECTED, dataset.NEAR_DUPLICATES, dataset.PREVIEW}
+    # translate writes its own OUT/rejected.jsonl (its output, not a dataset's)
+    allowed = {("pix2pix/inference/translate.py", dataset.REJECTED)}
+    found = []
+    for pkg in PACKAGES:
+        for path in sorted((ROOT / pkg).rglob("*.py")):
+            rel = path.relative_to(ROOT).as_posix()
+            if rel == "pix2pix/dataset.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Constant) and node.value in names and (rel, node.value) not in allowed:
+                    found.append(f"{rel}:{node.lineno} {node.value!r}")
+    assert found == [], f"use the names and readers of pix2pix.dataset: {found}"

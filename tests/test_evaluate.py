@@ -367,6 +367,40 @@ def test_build_warnings_reach_the_report(run_dir, ds, tmp_path):
     assert "small image kept: 2" in (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
 
 
+def test_dataset_json_is_read_by_the_contract_module(run_dir, ds, tmp_path, capsys):
+    """evaluate reads dataset.json through pix2pix.dataset.read_meta: missing is a warning, an
+    old `version` key still reads, a malformed or newer file is one error line naming it."""
+    import shutil
+
+    from pix2pix.dataset import DatasetError
+
+    cases = {}
+    for name in ("missing", "old", "broken", "newer"):
+        cases[name] = tmp_path / name
+        shutil.copytree(ds, cases[name])
+    (cases["missing"] / "dataset.json").unlink()
+    meta = json.loads((ds / "dataset.json").read_text())
+    old = {k: v for k, v in meta.items() if k not in ("format", "format_version")}
+    (cases["old"] / "dataset.json").write_text(json.dumps({**old, "version": 1}))
+    (cases["broken"] / "dataset.json").write_text("{not json")
+    (cases["newer"] / "dataset.json").write_text(json.dumps({**meta, "format_version": 99}))
+
+    evaluate(run_dir, cases["missing"], tmp_path / "o-missing", EvalConfig(max_images=1, **FAST))
+    info = json.loads((tmp_path / "o-missing" / "metrics.json").read_text())["dataset_info"]
+    assert info["size"] is None and info["counts"] is None
+    assert "no dataset.json: not a `pix2pix build` output, so its settings are unknown" in info["warnings"]
+    evaluate(run_dir, cases["old"], tmp_path / "o-old", EvalConfig(max_images=1, **FAST))
+    info = json.loads((tmp_path / "o-old" / "metrics.json").read_text())["dataset_info"]
+    assert (info["size"], info["counts"]) == (meta["size"], meta["counts"])
+    assert not any("no dataset.json" in w for w in info["warnings"])
+    with pytest.raises(DatasetError, match=r"broken/dataset.json: cannot be read as JSON"):
+        evaluate(run_dir, cases["broken"], tmp_path / "o-broken", EvalConfig(max_images=1, **FAST))
+    assert cli_main([str(run_dir), str(cases["newer"]), str(tmp_path / "o-newer"), "--threads", "1"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "newer/dataset.json: format_version 99 is newer" in err
+    assert not (tmp_path / "o-broken").exists() and not (tmp_path / "o-newer").exists()
+
+
 def test_image_rows_worst_first(inpaint_report):
     parser = _Links()
     parser.feed((inpaint_report / "report.html").read_text(encoding="utf-8"))

@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from pix2pix.atomic import claim, publish, release, sibling
-from pix2pix.dataset import read_jsonl
+from pix2pix.dataset import MANIFEST, read_jsonl
 from pix2pix.errors import ConfigError, Pix2PixError
 from pix2pix.evaluation import baselines
 from pix2pix.evaluation.metrics import (
@@ -144,7 +144,7 @@ def _split_records(dataset_dir: Path, split: str) -> list[dict]:
         counts = Counter(r["split"] for r in records)
         have = ", ".join(f"{s} ({n})" for s, n in sorted(counts.items())) or "none"
         raise EmptySplitError(
-            f"{dataset_dir / 'manifest.jsonl'}: split {split!r} has no images; splits with images: "
+            f"{dataset_dir / MANIFEST}: split {split!r} has no images; splits with images: "
             f"{have}. Choose one with --split."
         )
     return mine
@@ -175,11 +175,12 @@ def task_of(records: list[dict]) -> str:
 
 def dataset_info(dataset_dir: Path, records: list[dict], split: str) -> dict[str, Any]:
     """What the report says about the data: size, counts, source, and the build's warnings as
-    sentences (from ``dataset.json`` when present; a dataset without one still evaluates)."""
-    try:
-        meta = json.loads((dataset_dir / "dataset.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        meta = {}
+    sentences (from ``dataset.json`` when present; a dataset without one still evaluates).
+    ``pix2pix.dataset.read_meta`` reads it: an old file is upgraded, a malformed or newer one is a
+    ``DatasetError`` naming it (``_run_size`` has read it by then, so that already happened)."""
+    from pix2pix.dataset import read_meta
+
+    meta = read_meta(dataset_dir) or {}
     warnings = []
     for what, n in (meta.get("warnings") or {}).items():
         if n:
@@ -373,7 +374,7 @@ def _run_split(engine: Any, ds: Any, records: list[dict], tally: _Tally, staging
                     outputs["telea"] = baselines.telea(x, box) if box else x
                 tally.add(ids[i], outputs, t, box)
                 _write_png(safe_join(staging / "images", f"{ids[i]}.png",
-                                     what=f"{dataset_dir / 'manifest.jsonl'}: record id"),
+                                     what=f"{dataset_dir / MANIFEST}: record id"),
                            np.concatenate([x, fake, t], 1))
                 bar.update(1)
 

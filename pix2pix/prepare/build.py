@@ -74,18 +74,18 @@ class BuildSummary:
         n_rej = sum(self.rejected.values())
         if n_rej:
             reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.rejected.items()))
-            lines.append(f"rejected: {n_rej} ({reasons}); see {Path(self.out) / 'rejected.jsonl'}")
+            lines.append(f"rejected: {n_rej} ({reasons}); see {Path(self.out) / dataset.REJECTED}")
         if self.near_duplicates:
             leak = (f", {self.near_duplicates_across_splits} still across the source's own splits (possible test "
                     "leakage)" if self.near_duplicates_across_splits else "")
             lines.append(
                 f"near-duplicates: {self.near_duplicates} groups of look-alike images, each kept in one split "
-                f"({self.near_duplicates_moved} images moved){leak}; see {Path(self.out) / 'near_duplicates.jsonl'}"
+                f"({self.near_duplicates_moved} images moved){leak}; see {Path(self.out) / dataset.NEAR_DUPLICATES}"
             )
         if self.warnings:
             lines.append(f"warnings: {self.warnings} small images kept (enlarged more than --min-side allows); "
-                         f"see 'warnings' in {Path(self.out) / 'manifest.jsonl'}")
-        lines.append(f"preview: {Path(self.out) / 'preview.jpg'}")
+                         f"see 'warnings' in {Path(self.out) / dataset.MANIFEST}")
+        lines.append(f"preview: {Path(self.out) / dataset.PREVIEW}")
         return "\n".join(lines)
 
 
@@ -95,7 +95,7 @@ def plan_build(config: BuildConfig) -> BuildPlan:
     src = Path(config.source)
     if not src.exists():
         raise SourceError(f"{src}: source does not exist")
-    claim(out, inputs={"SOURCE": src}, overwrite=config.overwrite, marker="dataset.json")  # released by _cleanup
+    claim(out, inputs={"SOURCE": src}, overwrite=config.overwrite, marker=dataset.DATASET_JSON)  # released by _cleanup
     try:
         return _plan(config, out, src)
     except BaseException:

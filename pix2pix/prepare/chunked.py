@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from pix2pix.atomic import release
-from pix2pix.dataset import read_jsonl
+from pix2pix.dataset import NEAR_DUPLICATES, REJECTED, read_jsonl
 from pix2pix.prepare.build import BuildPlan, BuildSummary
 from pix2pix.prepare.pairs import process_items
 from pix2pix.prepare.scan import Item
@@ -91,11 +91,11 @@ def dataset_card(summary: dict[str, Any], origin: str, resolution: str) -> str:
     lines += ["", f"## Rejected: {sum(rejected.values())}", ""]
     if rejected:
         lines += ["| reason | inputs |", "|---|---:|"] + [f"| {k} | {v} |" for k, v in rejected.items()]
-        lines += ["", f"Every rejection with its reason: `{out / 'rejected.jsonl'}`."]
+        lines += ["", f"Every rejection with its reason: `{out / REJECTED}`."]
     lines += ["", "## Near-duplicates", "",
               f"{summary['near_duplicates']} groups of kept images look alike (each moved into one split "
               "unless the source fixed them), "
               f"{summary['near_duplicates_across_splits']} of them across splits (possible test leakage); "
-              f"see `{out / 'near_duplicates.jsonl'}`.", "",
+              f"see `{out / NEAR_DUPLICATES}`.", "",
               f"Files: `{out}` (`manifest.jsonl`, `dataset.json`, `preview.jpg`)."]
     return "\n".join(lines)

@@ -114,7 +114,7 @@ def walk_source(root: Path) -> Listing:
         # Without its dataset.json (copied without it, hand-edited), our layout still shows by its
         # manifest: the contact sheet must never become a training pair. Reported, not silent.
         names = {e.name for e in entries}
-        looks_ours = not ours and "manifest.jsonl" in names and bool(names & {"train", "val", "test"})
+        looks_ours = not ours and dataset.MANIFEST in names and bool(names & {"train", "val", "test"})
         for e in entries:
             rel = prefix + e.name
             if e.name.startswith(".") or e.name == "__MACOSX":

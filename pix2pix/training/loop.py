@@ -28,7 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from pix2pix.atomic import atomic_path, atomic_write_text
-from pix2pix.dataset import image_size
+from pix2pix.dataset import MANIFEST, image_size
 from pix2pix.errors import EXIT_DIVERGED, ConfigError, Pix2PixError
 from pix2pix.paths import check_disjoint
 from pix2pix.training import checkpoint as ckpt_io
@@ -133,7 +133,7 @@ def _make_data(cfg: TrainConfig, dataset_dir: Path, ctx: distributed.DistContext
                            crop_size=cfg.crop_size, flip=cfg.flip, train=True, seed=cfg.seed,
                            in_memory_mb=cfg.in_memory_mb)
     if len(train_ds) == 0:
-        raise DatasetError(f"{dataset_dir / 'manifest.jsonl'}: no pairs in the 'train' split")
+        raise DatasetError(f"{dataset_dir / MANIFEST}: no pairs in the 'train' split")
     val_ds = PairDataset(dataset_dir, "val", direction=cfg.direction, crop_size=cfg.crop_size,
                          load_size=cfg.crop_size, train=False)
     preview_ds = val_ds if len(val_ds) else PairDataset(

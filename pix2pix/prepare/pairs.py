@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import signal
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -242,6 +243,10 @@ _WORKER: dict[str, Any] = {}  # per worker process: set once by _init_worker, re
 def _init_worker(cfg: BuildConfig, root: str, staging: str) -> None:
     import cv2
 
+    # Ctrl-C reaches the whole process group: the parent alone answers it (one `interrupted`
+    # line, the pool terminated before staging is removed); a worker that raised
+    # KeyboardInterrupt too would print its traceback first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     cv2.setNumThreads(1)  # one process per core already; OpenCV threads would oversubscribe
     keep_freed_memory()
     _WORKER.update(cfg=cfg, root=Path(root), staging=Path(staging))

@@ -14,7 +14,16 @@ _HALF = 1 << 21  # Resample.c: sums start at 2^(PRECISION_BITS - 1) to round
 _SHIFT = 22  # PRECISION_BITS
 
 
-@njit(cache=True, nogil=True)
+def _jit(fn):
+    """njit with the on-disk cache, or without it where numba finds no writable cache folder
+    (a read-only install and a read-only $HOME: numba refuses cache=True there, at decoration)."""
+    try:
+        return njit(cache=True, nogil=True)(fn)
+    except RuntimeError:
+        return njit(nogil=True)(fn)  # compiled again in each process (≈ 1 s), same code
+
+
+@_jit
 def resample_rows(src, first, bounds, coeffs, start, count):  # pragma: no cover - compiled
     """Rows ``start .. start+count`` of resampling ``src`` along axis 0 (Pillow's fixed point).
 
@@ -38,7 +47,7 @@ def resample_rows(src, first, bounds, coeffs, start, count):  # pragma: no cover
     return out.reshape(count, w, c)
 
 
-@njit(cache=True, nogil=True)
+@_jit
 def transpose(src):  # pragma: no cover - compiled
     """(rows, columns, 3) → (columns, rows, 3), contiguous, in cache-sized blocks."""
     h, w, _ = src.shape

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import threading
 
 import numpy as np
@@ -134,7 +135,11 @@ def _order(h: int, w: int, size: int) -> str:
             found = "pillow"
             if _kernels() is not None:
                 for order in ("hv", "vh"):
-                    if np.array_equal(_two_pass(probe, size, 0, 0, size, order == "vh"), want):
+                    try:
+                        same = np.array_equal(_two_pass(probe, size, 0, 0, size, order == "vh"), want)
+                    except Exception:  # noqa: BLE001 - numba failing to compile here: Pillow does it
+                        break
+                    if same:
                         found = order
                         break
             _orders[key] = found
@@ -147,9 +152,16 @@ def resize_bicubic(img: np.ndarray, size: int, x: int = 0, y: int = 0, crop: int
     ``img``: (H, W, 3) uint8, any strides (a view of one half of an A|B image is fine).
     Returns a (crop, crop, 3) uint8 array, bit-identical to the installed Pillow's result;
     ``crop`` defaults to ``size`` (the whole resized image). A no-op resize (H = W = size)
-    returns the window of ``img`` itself. Raises ``ValueError`` for a window outside the image.
+    returns the window of ``img`` itself. Raises ``ValueError`` for anything but an (H, W, 3)
+    uint8 array, a size < 1 or a window outside the image; ``TypeError`` for non-integer sizes.
     """
-    crop = size if crop is None else crop
+    if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8):
+        what = f"{img.shape} {img.dtype}" if isinstance(img, np.ndarray) else type(img).__name__
+        raise ValueError(f"resize_bicubic needs an (H, W, 3) uint8 array, got {what}")
+    size, x, y = operator.index(size), operator.index(x), operator.index(y)
+    crop = size if crop is None else operator.index(crop)
+    if size < 1:
+        raise ValueError(f"resize size must be >= 1, got {size}")
     if not (0 <= x and 0 <= y and crop >= 1 and x + crop <= size and y + crop <= size):
         raise ValueError(f"crop window x={x}, y={y}, size {crop} is outside the {size}×{size} image")
     h, w = img.shape[:2]

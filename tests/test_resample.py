@@ -88,3 +88,40 @@ def test_without_numba_pillow_gives_the_same_pixels(monkeypatch) -> None:
     img = np.random.default_rng(2).integers(0, 256, (40, 30, 3), dtype=np.uint8)
     assert resample._order(40, 30, 50) == "pillow"
     assert np.array_equal(resize_bicubic(img, 50, 3, 4, 40), _pillow(img, 50)[4:44, 3:43])
+
+
+@pytest.mark.parametrize("bad", [
+    np.zeros((8, 8, 3), np.float64), np.zeros((8, 8, 3), np.uint16), np.zeros((8, 8, 1), np.uint8),
+    np.zeros((8, 8, 4), np.uint8), np.zeros((8, 8), np.uint8), [[1, 2], [3, 4]],
+])
+def test_anything_but_rgb_uint8_is_refused(bad) -> None:
+    with pytest.raises(ValueError, match=r"needs an \(H, W, 3\) uint8 array"):
+        resize_bicubic(bad, 16)
+
+
+def test_sizes_must_be_integers() -> None:
+    img = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(TypeError):
+        resize_bicubic(img, 16.0)
+    with pytest.raises(ValueError, match="size must be >= 1, got -5"):
+        resize_bicubic(img, -5)
+
+
+def test_kernels_compile_without_a_writable_cache(monkeypatch) -> None:
+    # numba refuses cache=True where no cache folder is writable (a read-only install and a
+    # read-only $HOME); running as root here, that cannot be caused for real.
+    import numba
+
+    from pix2pix import _resample_kernels
+
+    def njit(**kw):
+        if kw.get("cache"):
+            raise RuntimeError("cannot cache function: no locator available")
+        return numba.njit(**kw)
+
+    monkeypatch.setattr(_resample_kernels, "njit", njit)
+    rows = _resample_kernels._jit(_resample_kernels.resample_rows.py_func)
+    img = np.random.default_rng(4).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    bounds, coeffs = bicubic_coefficients(20, 25)
+    want = np.asarray(Image.fromarray(img).resize((30, 25), Image.BICUBIC))  # a vertical pass only
+    assert np.array_equal(rows(img, 0, bounds, coeffs, 0, 25), want)

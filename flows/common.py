@@ -92,19 +92,28 @@ def run_flow_cli(arguments: Callable[[], dict[str, Any]], flow: Any,
 
     `arguments` parses the command line (its errors are printed as one line, with their exit
     code); `done(result)` prints the success summary. Without PREFECT_API_URL Prefect starts a
-    temporary server, given more time to start than its default.
+    temporary server, given more time to start than its default and no telemetry (offline, its
+    failed attempts printed pages of tracebacks; PREFECT_SERVER_ANALYTICS_ENABLED set by the
+    user wins).
     """
-    from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings
+    from prefect.settings import (
+        PREFECT_SERVER_ANALYTICS_ENABLED,
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+        temporary_settings,
+    )
 
     try:
         kwargs = arguments()
     except (Pix2PixError, OSError) as exc:
         print(error_line(exc), file=sys.stderr)
         return exit_code(exc)
-    timeout = {} if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in os.environ else {
-        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS: EPHEMERAL_STARTUP_TIMEOUT_S}
+    updates = {}
+    if "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" not in os.environ:
+        updates[PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS] = EPHEMERAL_STARTUP_TIMEOUT_S
+    if "PREFECT_SERVER_ANALYTICS_ENABLED" not in os.environ:
+        updates[PREFECT_SERVER_ANALYTICS_ENABLED] = False
     try:
-        with temporary_settings(updates=timeout), _no_traceback_for_expected_errors():
+        with temporary_settings(updates=updates), _no_traceback_for_expected_errors():
             state = flow(**kwargs, return_state=True)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

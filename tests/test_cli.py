@@ -131,3 +131,28 @@ def test_every_help_points_to_the_one_exit_code_table(capsys) -> None:
     for name, sub in parser._subparsers._group_actions[0].choices.items():
         text = sub.format_help()
         assert "examples:" in text and "exit codes" in text and "`pix2pix --help`" in text, name
+
+
+def test_help_examples_with_the_repos_params_yaml_find_their_section() -> None:
+    # An example `pix2pix CMD ... --params params.yaml` must work from the repository root: the
+    # section exists and makes that command's config (translate's example once had no section).
+    from pix2pix.evaluation.evaluate import EvalConfig
+    from pix2pix.inference.translate import TranslateConfig
+    from pix2pix.params import make_config, read_section
+    from pix2pix.prepare.config import BuildConfig
+    from pix2pix.training.config import TrainConfig
+
+    root = Path(__file__).resolve().parents[1]
+    configs = {"build": BuildConfig, "train": TrainConfig, "evaluate": EvalConfig, "translate": TranslateConfig}
+    parser = make_parser()
+    seen = set()
+    for name, sub in parser._subparsers._group_actions[0].choices.items():  # noqa: SLF001
+        for line in sub.format_help().splitlines():
+            if line.strip().startswith(f"pix2pix {name} ") and "--params params.yaml" in line:
+                values = read_section(root / "params.yaml", name)
+                assert values, (name, line)
+                if name == "build":  # SOURCE and OUT come from the command line
+                    values = {**values, "source": "photos", "out": "data/x"}
+                make_config(configs[name], values, name)
+                seen.add(name)
+    assert "translate" in seen

@@ -287,11 +287,11 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
 
 
 @pytest.mark.slow
-@harness
 def test_cli_error_is_one_line_without_prefect_traceback(tmp_path: Path) -> None:
-    # As a user runs it: the output exists and is not a dataset, so the flow fails inside
-    # Prefect, which logs the exception. The user sees the one error line, and no traceback of
-    # the project's own error (Prefect's own log lines stay).
+    # As a user runs it, with no server configured (Prefect starts a temporary one, offline
+    # here): the output exists and is not a dataset, so the flow fails inside Prefect, which logs
+    # the exception. The user sees the one error line, and no traceback of the project's own
+    # error nor of the temporary server's telemetry (Prefect's own log lines stay).
     import os
     import subprocess
     import sys
@@ -300,13 +300,16 @@ def test_cli_error_is_one_line_without_prefect_traceback(tmp_path: Path) -> None
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine")
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
+    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_SERVER_ANALYTICS_ENABLED")}
+    env.update(PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+               PREFECT_HOME=str(tmp_path / "prefect-home"))
     run = subprocess.run([sys.executable, "-m", "flows.build_dataset", str(src), str(tmp_path / "out")],
                          capture_output=True, text=True, env=env, cwd=root, timeout=300)
     assert run.returncode == 2, run.stderr[-2000:]
     errors = [line for line in run.stderr.splitlines() if line.startswith("error: ")]
     assert errors == [f"error: {tmp_path / 'out'} already exists and is not empty; pass --overwrite to replace it"]
     assert "Traceback" not in run.stderr + run.stdout
+    assert "telemetry" not in run.stderr.lower()
     assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
 
 

@@ -171,3 +171,11 @@ def resize_bicubic(img: np.ndarray, size: int, x: int = 0, y: int = 0, crop: int
     if order == "pillow":
         return _pillow(img, size)[y : y + crop, x : x + crop]
     return _two_pass(img, size, x, y, crop, order == "vh")
+
+
+def warm_up() -> None:
+    """Load numba and both kernels' machine code now (from the disk cache after the first run):
+    a process that forks workers calls it once, so that each worker does not."""
+    if _kernels() is not None:
+        probe = np.zeros((4, 6, 3), np.uint8)
+        _two_pass(probe, 5, 0, 0, 5, False)

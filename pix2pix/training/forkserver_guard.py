@@ -17,3 +17,12 @@ if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         pass
+
+# The workers fork from this server: numba and the jitter's resize kernels load here once, not
+# in every worker (≈ 1 s each before the first batch otherwise).
+from pix2pix.resample import warm_up  # noqa: E402
+
+try:
+    warm_up()
+except Exception:  # noqa: BLE001 - a server that cannot preload must still serve; workers load it
+    pass

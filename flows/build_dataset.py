@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -182,16 +184,8 @@ def build_dataset_flow(
     `pix2pix build --workers`; 1 on Dask, whose workers are processes already).
     Returns the build summary (counts, rejections by reason, near-duplicates, output path).
     """
-    named = dict(source=source, out=out, op=op, size=size, fit=fit, split=split, seed=seed, workers=workers,
-                 overwrite=overwrite, swap=swap, resplit=resplit, image_format=image_format,
-                 source_type=source_type, progress=False)
-    clash = sorted(set(options or {}) & set(named))
-    if clash:
-        raise ConfigError(f"options: {', '.join(clash)}: set by the flow's own parameters, not in options")
-    if chunk_size < 1:
-        raise ConfigError(f"chunk_size: expected 1 or more images per task, got {chunk_size!r}")
-    # Validate everything before downloading anything.
-    config = BuildConfig.from_dict({**named, **(options or {})})
+    # Validate everything before downloading anything (locals() here: the flow's arguments only).
+    config = flow_config(locals())
     runner = chunk_task_runner(chunk_threads, dask_address, use_dask_local)
 
     logger = get_run_logger()
@@ -218,6 +212,26 @@ def build_dataset_flow(
     logger.info("%s", describe(summary))
     return {**summary, "source": source, "resolved_source": resolved.path, "source_resolution": resolved.kind,
             "downloaded": resolved.downloaded, "download_failures": len(resolved.extra_rejected)}
+
+
+# The flow's own parameters that are BuildConfig settings; `options` carries the others.
+CONFIG_PARAMETERS = ("source", "out", "op", "size", "fit", "split", "seed", "workers", "overwrite", "swap",
+                     "resplit", "image_format", "source_type")
+
+
+def flow_config(arguments: Mapping[str, Any]) -> BuildConfig:
+    """The checked BuildConfig of the flow's `arguments` (all its parameters): the flow runs it
+    first, and `python -m flows.build_dataset` before Prefect starts, so a bad value is one
+    `error:` line naming the key (exit 2), never a Prefect parameter-validation failure."""
+    options = arguments.get("options") or {}
+    named = {k: arguments[k] for k in CONFIG_PARAMETERS} | {"progress": False}
+    clash = sorted(set(options) & set(named))
+    if clash:
+        raise ConfigError(f"options: {', '.join(clash)}: set by the flow's own parameters, not in options")
+    chunk_size = arguments["chunk_size"]
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ConfigError(f"chunk_size: expected 1 or more images per task, got {chunk_size!r}")
+    return BuildConfig.from_dict({**named, **options})
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -271,12 +285,15 @@ def flow_arguments(args: argparse.Namespace) -> dict[str, Any]:
     flags = {k: v for k, v in vars(args).items() if k not in ("params", "params_section", "option", "source", "out")}
     values = stage_values(args.params, args.params_section, flags=flags,
                           positional={"source": args.source, "out": args.out}, required=("source", "out"))
-    return flow_kwargs(values, _parse_options(args.option))
+    kwargs = flow_kwargs(values, _parse_options(args.option))
+    bound = inspect.signature(build_dataset_flow.fn).bind(**kwargs)
+    bound.apply_defaults()
+    flow_config(bound.arguments)  # checked here, before Prefect starts (and again in the run)
+    return kwargs
 
 
 def flow_kwargs(values: dict[str, Any], options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Split build settings into the flow's own parameters and `options` (every other BuildConfig key)."""
-    import inspect
 
     values = {k: v for k, v in values.items() if k != "progress"}  # a flow reports progress as an artifact
     own = set(inspect.signature(build_dataset_flow.fn).parameters) - {"options"}

@@ -4,6 +4,11 @@ The one resolution rule of every command and flow entry point (`stage_values`)."
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import numbers
+import types
+import typing
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,10 +74,108 @@ def stage_values(params: str | Path | None, section: str, *, set_items: Sequence
 
 def make_config(cls: type, values: Mapping[str, Any], what: str) -> Any:
     """A config dataclass `cls` from `values`; an unknown key is a ConfigError naming the valid ones."""
-    import dataclasses
-
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise ConfigError(f"{what}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
     return cls(**values)
+
+
+def check_field_types(config: Any, where: str) -> None:
+    """Check every field of the dataclass instance `config` against its declared type, before
+    any other check uses it: one ConfigError naming the key, the value, the type and `where` it
+    is set (e.g. "the `build:` section of --params or its flag").
+
+    int: an integer, or a float without a fraction (256.0 -> 256), never a bool (True is an int
+    in Python, and `seed: yes` is a mistake, not 1); float: any real number but a bool (stored
+    as float; not nan/inf); bool: true/false only (not 0/1, not "yes"); str: a string; `X | None`: X or null;
+    tuple[...]: a list or tuple whose items have those types (stored as a tuple). A frozen
+    config's values are replaced by their normalised form, once, here.
+    """
+    hints = typing.get_type_hints(type(config))  # the annotations are strings (__future__)
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        ok, normal = _conform(value, hints[f.name])
+        if not ok:
+            raise ConfigError(f"{f.name}: expected {_describe(hints[f.name])}, got {value!r} "
+                              f"({_kind(value)}); fix it in {where}")
+        if normal is not value:
+            object.__setattr__(config, f.name, normal)
+
+
+def _conform(value: Any, hint: Any) -> tuple[bool, Any]:
+    """(whether `value` has type `hint`, its normalised form)."""
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        for option in typing.get_args(hint):
+            ok, normal = _conform(value, option)
+            if ok:
+                return True, normal
+        return False, value
+    if hint is type(None):
+        return value is None, value
+    if hint is bool:
+        return isinstance(value, bool), value
+    if isinstance(value, bool):
+        return False, value  # a bool is an int in Python; never a number here
+    if hint is int:
+        if isinstance(value, numbers.Integral):
+            return True, int(value)
+        if isinstance(value, float) and value.is_integer():
+            return True, int(value)  # YAML/JSON may spell 256 as 256.0; nothing is lost
+        return False, value
+    if hint is float:
+        if not isinstance(value, numbers.Real):
+            return False, value
+        try:
+            number = float(value)
+        except OverflowError:
+            return False, value
+        return math.isfinite(number), number  # .nan/.inf would slip past every range check
+    if hint is str:
+        return isinstance(value, str), value
+    if typing.get_origin(hint) in (tuple, list):
+        args = typing.get_args(hint)
+        if isinstance(value, str) or not isinstance(value, (list, tuple)):
+            return False, value
+        if len(args) == 2 and args[1] is Ellipsis:
+            args = (args[0],) * len(value)
+        if len(args) != len(value):
+            return False, value
+        items = [_conform(v, t) for v, t in zip(value, args)]
+        if not all(ok for ok, _ in items):
+            return False, value
+        return True, typing.get_origin(hint)(normal for _, normal in items)
+    return isinstance(value, hint), value
+
+
+def _describe(hint: Any) -> str:
+    """A type in the words of the params file: 'an integer', 'a list of 3 numbers', ..."""
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string",
+             type(None): "null", list: "a list", tuple: "a list", dict: "a mapping"}
+    if hint in names:
+        return names[hint]
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        return " or ".join(_describe(h) for h in typing.get_args(hint))
+    if typing.get_origin(hint) in (tuple, list):
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_plural(args[0])}"
+        if len(set(args)) == 1:
+            return f"a list of {len(args)} {_plural(args[0])}"
+        return "a list of " + ", ".join(_describe(a) for a in args)
+    return getattr(hint, "__name__", str(hint))
+
+
+def _kind(value: Any) -> str:
+    """What a wrong value is, in the same words."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "not a finite number"
+    if isinstance(value, float) and not value.is_integer():
+        return "a number with a fraction"
+    return _describe(type(value))
+
+
+def _plural(hint: Any) -> str:
+    return {int: "integers", float: "numbers", bool: "true/false values", str: "strings"}.get(hint, _describe(hint))

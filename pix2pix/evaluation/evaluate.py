@@ -59,6 +59,7 @@ from pix2pix.evaluation.metrics import (
     scale_box,
 )
 from pix2pix.evaluation.report import plot_psnr_histogram, plot_training_curves, render_report
+from pix2pix.params import check_field_types
 from pix2pix.paths import safe_join
 from pix2pix.runtime import check_device_name, check_eval_mode
 
@@ -89,15 +90,15 @@ class EvalConfig:
     direction: str = "model"  # model (as trained; AtoB for an official .pth) | AtoB | BtoA
 
     def __post_init__(self) -> None:
+        check_field_types(self, "the `evaluate:` section of --params or its `pix2pix evaluate` flag")
         # frozen: the old name is replaced by the new one once, here (stacklevel: the caller of EvalConfig)
         object.__setattr__(self, "eval_mode", check_eval_mode(self.eval_mode, stacklevel=3))
-        if not self.split or not isinstance(self.split, str):
+        if not self.split:
             raise ConfigError(f"split: expected a split name such as 'test', got {self.split!r}")
-        for key in ("batch_size",):
-            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
-                raise ConfigError(f"{key}: expected an integer >= 1, got {getattr(self, key)!r}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size: expected an integer >= 1, got {self.batch_size!r}")
         for key in ("max_images", "report_rows", "num_threads", "seed"):
-            if not isinstance(getattr(self, key), int) or getattr(self, key) < 0:
+            if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: expected an integer >= 0, got {getattr(self, key)!r}")
         if self.direction not in ("model", "AtoB", "BtoA"):
             raise ConfigError(f"direction: expected model, AtoB or BtoA, got {self.direction!r}")

@@ -49,6 +49,7 @@ from pix2pix.atomic import claim, publish, release, sibling
 from pix2pix.errors import ConfigError, ImageRejected, NothingUsableError, Pix2PixError
 from pix2pix.inference.inputs import Job, collect_inputs, input_root
 from pix2pix.inference.tiling import blend_window, pad_to_multiple, tile_starts, tile_stride
+from pix2pix.params import check_field_types
 from pix2pix.runtime import check_device_name, check_eval_mode
 
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -73,6 +74,7 @@ class TranslateConfig:
     io_threads: int = 2  # threads decoding and encoding files beside the forward passes
 
     def __post_init__(self) -> None:
+        check_field_types(self, "the `translate:` section of --params or its `pix2pix translate` flag")
         # frozen: an old name (evaluate's ``checkpoint``) is replaced by the new one once, here
         object.__setattr__(self, "eval_mode", check_eval_mode(self.eval_mode, stacklevel=3))
         if self.precision not in PRECISIONS:
@@ -80,7 +82,7 @@ class TranslateConfig:
         for key, low in (("batch_size", 1), ("max_pixels", 1), ("io_threads", 1), ("tile", 0),
                          ("seed", 0), ("num_threads", 0)):
             v = getattr(self, key)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            if v < low:
                 raise ConfigError(f"{key}: expected an integer >= {low}, got {v!r}")
         check_device_name(self.device)
 

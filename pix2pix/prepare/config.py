@@ -7,12 +7,14 @@ so every entry point gets the same checks and the same messages (naming the key)
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
 from typing import Any
 
 from pix2pix.dataset import SPLITS  # noqa: F401 - the contract owns the split names
 from pix2pix.errors import ConfigError
 from pix2pix.imageio import DEFAULT_MAX_PIXELS
+from pix2pix.params import check_field_types
 from pix2pix.prepare.ops import FIT_POLICIES, OPS
 
 SOURCE_TYPES = ("auto", "folder", "paired", "ab", "archive")
@@ -23,35 +25,43 @@ IMAGE_FORMATS = ("jpg", "png")
 EXECUTION_KEYS = ("out", "workers", "overwrite", "progress")
 
 
-def _color(key: str, value: Any) -> tuple[int, int, int]:
-    if isinstance(value, str):
-        parts = value.replace("#", "").strip()
-        if len(parts) == 6 and all(c in "0123456789abcdefABCDEF" for c in parts):
-            return tuple(int(parts[i : i + 2], 16) for i in (0, 2, 4))  # type: ignore[return-value]
-        value = [p for p in value.split(",") if p.strip()]
+def _color(key: str, value: Any) -> Any:
+    """'255,255,255' or '#ffffff' -> (255, 255, 255); other values are left to the type check."""
+    if not isinstance(value, str):
+        return value
+    text = value.replace("#", "").strip()
+    if len(text) == 6 and all(c in "0123456789abcdefABCDEF" for c in text):
+        return tuple(int(text[i : i + 2], 16) for i in (0, 2, 4))
     try:
-        rgb = tuple(int(v) for v in value)
-    except (TypeError, ValueError):
+        rgb = tuple(int(p) for p in value.split(",") if p.strip())
+    except ValueError:
         rgb = ()
-    if len(rgb) != 3 or not all(0 <= v <= 255 for v in rgb):
+    if len(rgb) != 3:
         raise ConfigError(f"{key}: expected an RGB colour like 255,255,255 or #ffffff, got {value!r}")
-    return rgb  # type: ignore[return-value]
+    return rgb
 
 
-def parse_split(value: Any) -> tuple[float, float, float]:
-    """'0.8,0.1,0.1' or a 3-sequence -> fractions that sum to 1."""
-    if isinstance(value, str):
-        value = value.split(",")
+def _check_color(key: str, rgb: tuple[int, int, int]) -> None:
+    if not all(0 <= v <= 255 for v in rgb):
+        raise ConfigError(f"{key}: expected an RGB colour like 255,255,255 or #ffffff, got {list(rgb)!r}")
+
+
+def parse_split(value: Any) -> Any:
+    """'0.8,0.1,0.1' -> (0.8, 0.1, 0.1); other values are left to the type check."""
+    if not isinstance(value, str):
+        return value
     try:
-        parts = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
+        parts = tuple(float(v) for v in value.split(","))
+    except ValueError:
         parts = ()
-    if len(parts) != 3 or any(p < 0 for p in parts) or abs(sum(parts) - 1.0) > 1e-6:
-        raise ConfigError(
-            f"split: expected three non-negative fractions train,val,test summing to 1 "
-            f"(e.g. 0.8,0.1,0.1), got {value!r}"
-        )
-    return parts  # type: ignore[return-value]
+    if len(parts) != 3:
+        raise ConfigError(f"split: {_SPLIT_RULE}, got {value!r}")
+    return parts
+
+
+_SPLIT_RULE = "expected three non-negative fractions train,val,test summing to 1 (e.g. 0.8,0.1,0.1)"
+# Where a build setting is given, for the type errors (pix2pix.params.check_field_types).
+_WHERE = "the `build:` section of --params, its `pix2pix build` flag or the flow's --option KEY=VALUE"
 
 
 @dataclass(frozen=True)
@@ -95,11 +105,19 @@ class BuildConfig:
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__  # frozen: normalise once, here, then never again
-        set_(self, "source", str(self.source))
-        set_(self, "out", str(self.out))
+        for key in ("source", "out"):
+            if isinstance(getattr(self, key), os.PathLike):
+                set_(self, key, os.fspath(getattr(self, key)))
+        # The text forms first ('0,0,0', '#ffffff', '0.8,0.1,0.1'), then every value against its
+        # field's type, before any check below compares or computes with it.
         set_(self, "pad_color", _color("pad_color", self.pad_color))
         set_(self, "inpaint_fill", _color("inpaint_fill", self.inpaint_fill))
         set_(self, "split", parse_split(self.split))
+        check_field_types(self, _WHERE)
+        _check_color("pad_color", self.pad_color)
+        _check_color("inpaint_fill", self.inpaint_fill)
+        if any(p < 0 for p in self.split) or abs(sum(self.split) - 1.0) > 1e-6:
+            raise ConfigError(f"split: {_SPLIT_RULE}, got {list(self.split)!r}")
         choices = {
             "source_type": SOURCE_TYPES,
             "op": OPS,
@@ -111,7 +129,7 @@ class BuildConfig:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ConfigError(f"{key}: expected one of {', '.join(allowed)}, got {getattr(self, key)!r}")
-        if not isinstance(self.size, int) or not 16 <= self.size <= 4096 or self.size % 8:
+        if not 16 <= self.size <= 4096 or self.size % 8:
             raise ConfigError(
                 f"size: expected a multiple of 8 between 16 and 4096 (pix2pix uses 128, 256, 512 "
                 f"or 1024), got {self.size!r}"
@@ -124,19 +142,18 @@ class BuildConfig:
             raise ConfigError(f"quality: expected a JPEG quality 1..100, got {self.quality!r}")
         if self.max_pixels < 1:
             raise ConfigError(f"max_pixels: expected a positive pixel count, got {self.max_pixels!r}")
-        if isinstance(self.crops_per_image, bool) or not isinstance(self.crops_per_image, int) \
-                or not 0 <= self.crops_per_image <= 1000:
+        if not 0 <= self.crops_per_image <= 1000:
             raise ConfigError(
                 "crops_per_image: expected 0 (one fitted pair per photo) or 1..1000 crops, "
                 f"got {self.crops_per_image!r}"
             )
         if self.workers < 1:
             raise ConfigError(f"workers: expected 1 or more processes, got {self.workers!r}")
-        if not isinstance(self.min_spread, int) or not 0 <= self.min_spread <= 255:
+        if not 0 <= self.min_spread <= 255:
             raise ConfigError(
                 f"min_spread: expected 0..255 (0 keeps near-blank images), got {self.min_spread!r}"
             )
-        if self.min_side is not None and (not isinstance(self.min_side, int) or self.min_side < 0):
+        if self.min_side is not None and self.min_side < 0:
             raise ConfigError(
                 f"min_side: expected a side in pixels (0 accepts any size; default size/2), got {self.min_side!r}"
             )

@@ -11,13 +11,12 @@ all build it, so every entry point gets the same checks and messages naming the 
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pix2pix.errors import ConfigError
+from pix2pix.params import check_field_types
 
 GAN_MODES = ("vanilla", "lsgan")
 DIRECTIONS = ("AtoB", "BtoA")
@@ -50,6 +49,9 @@ RUNTIME_KEYS = (
     "val_max_images",
     "allow_resize",
 )
+
+# Where a train setting is given, for the type errors (pix2pix.params.check_field_types).
+_WHERE = "the `train:` section of --params, --set KEY=VALUE or its `pix2pix train` flag"
 
 # Keys renamed to the field's terms; old params files and checkpoints still use the old names.
 RENAMED_KEYS = {"size": "crop_size"}
@@ -121,7 +123,7 @@ class TrainConfig:
     val_max_images: int = 200
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        check_field_types(self, _WHERE)
         if self.load_size == 0:
             # Resolved here, once, so config.json and checkpoints show the value actually used.
             object.__setattr__(self, "load_size", round(self.crop_size * 286 / 256))
@@ -252,31 +254,6 @@ def _unets() -> tuple[str, ...]:
     from pix2pix.models import GENERATORS
 
     return tuple(g for g in GENERATORS if g.startswith("unet_"))
-
-
-def _check_types(cfg: TrainConfig) -> None:
-    hints = typing.get_type_hints(TrainConfig)
-    for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        expected = hints[f.name]
-        allowed = typing.get_args(expected) if isinstance(expected, types.UnionType) else (expected,)
-        ok = False
-        for t in allowed:
-            if t is float and isinstance(value, int) and not isinstance(value, bool):
-                # YAML and argparse give 100 for 100.0; accept and store a float.
-                object.__setattr__(cfg, f.name, float(value))
-                ok = True
-            elif t is int and isinstance(value, bool):
-                ok = False
-            elif isinstance(value, t):
-                ok = True
-            if ok:
-                break
-        if not ok:
-            raise ConfigError(
-                f"{f.name}: expected {expected.__name__ if hasattr(expected, '__name__') else expected}"
-                f", got {value!r} ({type(value).__name__})"
-            )
 
 
 def _choice(key: str, value: Any, choices: tuple) -> None:

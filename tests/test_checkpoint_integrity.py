@@ -15,14 +15,9 @@ from dsfactory import make_dataset
 
 from pix2pix.cli import main as cli_main
 from pix2pix.errors import EXIT_FAILED
+from pix2pix.models.weights import CheckpointError, load_generator
 from pix2pix.training import TrainConfig, train
-from pix2pix.training.checkpoint import (
-    CheckpointError,
-    atomic_save,
-    list_checkpoints,
-    load_checkpoint,
-    load_generator,
-)
+from pix2pix.training.checkpoint import atomic_save, list_checkpoints, load_checkpoint
 
 TINY = {"generator": "unet_128", "size": 128, "ngf": 4, "ndf": 4, "n_epochs": 3, "n_epochs_decay": 0,
         "num_workers": 0, "sample_every": 0, "log_every": 1, "seed": 0, "num_threads": 1, "keep_last": 3,

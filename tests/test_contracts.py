@@ -125,6 +125,26 @@ def test_library_never_imports_an_adapter_or_prefect_or_dvc_at_any_depth() -> No
         assert not bad, f"{path.relative_to(ROOT)} imports {bad}: the library must not import adapters"
 
 
+STAGES = ("pix2pix.prepare", "pix2pix.training", "pix2pix.evaluation", "pix2pix.inference")
+
+
+def _core_files() -> list[Path]:
+    """The core: `pix2pix/*.py` and `pix2pix/models/`, what every stage builds on."""
+    return sorted([*(ROOT / "pix2pix").glob("*.py"), *(ROOT / "pix2pix" / "models").rglob("*.py")])
+
+
+def test_core_and_models_never_import_a_stage() -> None:
+    """Dependencies run stages -> core: training, evaluation and inference all load generators
+    through `pix2pix.models`, so models (like the rest of the core) import no stage, at any depth
+    (issue 9: `models/io.py` once read our weights files through `training/checkpoint.py`)."""
+    files = _core_files()
+    rel = {p.relative_to(ROOT).as_posix() for p in files}
+    assert {"pix2pix/models/io.py", "pix2pix/models/weights.py", "pix2pix/errors.py"} <= rel
+    bad = {p.relative_to(ROOT).as_posix(): found for p in files
+           if (found := sorted(m for m in _imports(p) if _is_under(m, STAGES + ADAPTERS)))}
+    assert bad == {}, f"core modules import a stage or adapter (move what they need down): {bad}"
+
+
 def test_flows_never_import_the_cli() -> None:
     for path in (ROOT / "flows").rglob("*.py"):
         bad = sorted(m for m in _imports(path) if _is_under(m, ("pix2pix.cli",)))

@@ -28,8 +28,8 @@ from pix2pix.models.io import (
     load_generator_file,
     load_weights_into,
 )
+from pix2pix.models.weights import CheckpointError
 from pix2pix.training import TrainConfig, train
-from pix2pix.training.checkpoint import CheckpointError
 
 REFERENCE = Path(__file__).parent / "reference" / "official_step_ngf8.pt"
 

@@ -572,7 +572,7 @@ def test_collate_pairs_packs_input_and_target_into_one_tensor() -> None:
 
 def test_init_generator_fine_tunes_from_an_official_state_dict(ds, tmp_path):
     from pix2pix.models import build_generator, init_weights
-    from pix2pix.training.checkpoint import CheckpointError
+    from pix2pix.models.weights import CheckpointError
 
     cfg = tiny(n_epochs=1, n_epochs_decay=0)
     # A state dict as the official code saves it (same names as ours), from other random weights.

@@ -38,7 +38,7 @@ from torch import nn
 
 from pix2pix.errors import ConfigError, Pix2PixError
 from pix2pix.models import GENERATORS, build_generator, load_official_generator
-from pix2pix.training.checkpoint import (
+from pix2pix.models.weights import (
     CHECKPOINT_FORMAT,
     GENERATOR_FORMAT,
     CheckpointError,
@@ -241,7 +241,7 @@ def load_generator_file(
     payload = read_weights(resolved, what="PyTorch weights file", mmap=True, error=ModelLoadError)
     fmt = payload.get("format") if isinstance(payload, dict) else None
     if fmt in (GENERATOR_FORMAT, CHECKPOINT_FORMAT):
-        del payload  # the checkpoint module owns (and verifies) our formats
+        del payload  # models.weights owns (and verifies) our formats
         G, info = load_generator(resolved, map_location=map_location)
         cfg = info.get("config") or {}
         stored = dict(info.get("model") or {"generator": cfg["generator"], "ngf": cfg["ngf"],

@@ -8,14 +8,9 @@ Importing this package imports torch but starts nothing: seeds, device and backe
 set by ``setup_runtime`` when ``train`` runs.
 """
 
+from pix2pix.models.weights import CheckpointError, load_generator
 from pix2pix.training.callbacks import Callback, CallbackList, TrainCallback
-from pix2pix.training.checkpoint import (
-    CheckpointError,
-    ResumeMismatchError,
-    load_checkpoint,
-    load_generator,
-    set_inference_mode,
-)
+from pix2pix.training.checkpoint import ResumeMismatchError, load_checkpoint, set_inference_mode
 from pix2pix.training.config import PRESETS, RUNTIME_KEYS, TrainConfig, load_train_config
 from pix2pix.training.data import (
     DatasetError,

@@ -146,15 +146,7 @@ def _jpeg_ends_early(data: bytes, im: Image.Image, min_size: tuple[int, int] | N
     first = np.asarray(im)
     if not jpeg_may_end_early(data, first):
         return False
-    try:
-        again = Image.open(io.BytesIO(body[:-2] + _FILLER + b"\xff\xd9"))
-        if min_size is not None:
-            again.draft(im.mode, min_size)
-        again.load()
-    except (OSError, ValueError, SyntaxError):
-        return True
-    second = np.asarray(again)
-    return second.shape != first.shape or not np.array_equal(first, second)
+    return _filler_changes(body, first, min_size, im.mode)
 
 
 def _decode_error(exc: OSError, fmt: str | None) -> ImageRejected:
@@ -258,20 +250,21 @@ def _decode_plain_jpeg(data: bytes, max_pixels: int, min_size: tuple[int, int] |
     arr = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     if arr is None or arr.shape[:2] != (-(-h // scale), -(-w // scale)):
         return None
-    if jpeg_may_end_early(data, arr) and _filler_changes(data, arr, min_size):
+    if jpeg_may_end_early(data, arr) and _filler_changes(data, arr, min_size, "RGB"):
         return None  # cut short and closed with FF D9 (or decoders disagree): `load_rgb` decides
     return arr
 
 
-def _filler_changes(data: bytes, first: np.ndarray, min_size: tuple[int, int] | None) -> bool:
-    """`_jpeg_ends_early`'s filler test against OpenCV's decode: one Pillow decode instead of
-    two (progressive files and flat last rows take this path). Pillow, not OpenCV, decodes the
-    filler version: libjpeg's warning about the extra bytes is silent in Pillow, printed by OpenCV."""
+def _filler_changes(body: bytes, first: np.ndarray, min_size: tuple[int, int] | None, mode: str) -> bool:
+    """The filler test of `_jpeg_ends_early`: decode `body` (ending in FF D9) again with filler
+    bytes before that marker, in `mode` at the same DCT scale, and compare with `first`. Always
+    Pillow: libjpeg's warning about the extra bytes is silent there, printed by OpenCV."""
     try:
-        again = Image.open(io.BytesIO(data[:-2] + _FILLER + b"\xff\xd9"))
+        again = Image.open(io.BytesIO(body[:-2] + _FILLER + b"\xff\xd9"))
         if min_size is not None:
-            again.draft("RGB", min_size)
-        second = np.asarray(again.convert("RGB"))
+            again.draft(mode, min_size)
+        again.load()
+        second = np.asarray(again if again.mode == mode else again.convert(mode))
     except (OSError, ValueError, SyntaxError):
         return True
     return second.shape != first.shape or not np.array_equal(first, second)
